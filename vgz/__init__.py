@@ -1,0 +1,63 @@
+"""vgz: a video GAN zoo for PyTorch.
+
+``import vgz`` is cheap: torch and the networks are imported on first use of the names below.
+
+    >>> import vgz
+    >>> vgz.list_components("synthesis")
+    >>> net = vgz.create("synthesis", "stylegan2", preset="tiny")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from vgz._version import __version__
+
+# name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
+_LAZY = {
+    "register": "vgz.registry",
+    "register_kind": "vgz.registry",
+    "create": "vgz.registry",
+    "list_components": "vgz.registry",
+    "list_kinds": "vgz.registry",
+    "broken_plugins": "vgz.registry",
+    "UnknownComponentError": "vgz.registry",
+    "DuplicateComponentError": "vgz.registry",
+    "ComponentConfig": "vgz.configs",
+    "ConfigError": "vgz.configs",
+    "config_field": "vgz.configs",
+    "ModelMixin": "vgz.modeling",
+    "WeightsError": "vgz.modeling",
+    "load_component": "vgz.modeling",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vgz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vgz.configs import ComponentConfig, ConfigError, config_field
+    from vgz.modeling import ModelMixin, WeightsError, load_component
+    from vgz.registry import (
+        DuplicateComponentError,
+        UnknownComponentError,
+        broken_plugins,
+        create,
+        list_components,
+        list_kinds,
+        register,
+        register_kind,
+    )

@@ -1,0 +1,3 @@
+from vgz.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``vgz`` command-line interface (``vgz --help``)."""

@@ -1,0 +1,149 @@
+"""The ``vgz`` command line.
+
+Commands import torch and the networks only when they run, so ``vgz --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vgz._version import __version__
+
+app = typer.Typer(
+    name="vgz",
+    help="vgz: a video GAN zoo for PyTorch. Generate, train, evaluate, convert and share video GANs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"vgz {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the vgz version and exit."),
+) -> None:
+    """vgz: a video GAN zoo for PyTorch."""
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_cmd(
+    kind: Optional[str] = typer.Argument(None, help="Only this kind (mapping, synthesis, discriminator, ...)."),
+    pattern: str = typer.Option("*", "--pattern", "-p", help="Wildcard on names, e.g. 'style*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List registered components and where each comes from (vgz or a plugin)."""
+    from vgz import registry
+
+    try:
+        entries = registry.list_components(kind, pattern)
+    except registry.UnknownComponentError as exc:
+        _fail(str(exc))
+    broken = registry.broken_plugins()
+    if as_json:
+        rows = [{"kind": e.kind, "name": e.name, "source": e.source, "class": e.qualname,
+                 "description": e.description} for e in entries]
+        rows += [{"kind": "plugin", "name": b.name, "source": b.source, "broken": True, "error": b.error}
+                 for b in broken]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    rows = [(e.kind, e.name, e.source, e.description) for e in entries]
+    rows += [("plugin", b.name, b.source, f"BROKEN: {b.error}") for b in broken]
+    if not rows:
+        typer.echo("no components match")
+        return
+    headers = ("KIND", "NAME", "SOURCE", "DESCRIPTION")
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(3)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    typer.echo(fmt.format(*headers))
+    for row in rows:
+        typer.echo(fmt.format(*row))
+
+
+@app.command("info")
+def info_cmd(
+    model: str = typer.Argument(..., help="A saved component folder or a Hub repo id."),
+    revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a saved model's kind, config, parameter count and size, without building it."""
+    from vgz.hub import ModelNotFoundError, resolve_folder
+    from vgz.modeling import read_component_config
+
+    try:
+        folder = resolve_folder(model, revision=revision)
+        kind, name, config = read_component_config(folder)
+    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    names = _parameter_names(kind, name, config)
+    weights = [_weights_summary(path, names) for path in sorted(folder.glob("model*.safetensors"))]
+    result = {"path": str(folder), "kind": kind, "name": name, "config": config, "weights": weights}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"{kind} {name!r} in {folder}")
+    for w in weights:
+        typer.echo(f"  {w['file']}: {w['num_parameters']:,} parameters + {w['num_buffer_values']:,} buffer values, "
+                   f"{w['dtypes']}, {w['bytes'] / 2**20:.2f} MiB")
+    typer.echo("config:")
+    for key, value in config.items():
+        typer.echo(f"  {key}: {json.dumps(value)}")
+
+
+def _parameter_names(kind: str, name: str, config: dict) -> set[str] | None:
+    """Parameter names of the component, from a build on the meta device (no memory used)."""
+    import torch
+
+    from vgz import registry
+
+    try:
+        entry = registry.get(kind, name)
+        with torch.device("meta"):
+            model = entry.cls(entry.config_cls.from_dict(config))
+    except Exception:  # an unknown plugin component: count everything as parameters
+        return None
+    return {n for n, _ in model.named_parameters()}
+
+
+def _weights_summary(path: Path, param_names: set[str] | None) -> dict:
+    """Count the values in a safetensors file from its header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    params = buffers = 0
+    dtypes: set[str] = set()
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            sl = f.get_slice(key)
+            n = 1
+            for dim in sl.get_shape():
+                n *= dim
+            dtypes.add(sl.get_dtype())
+            if param_names is None or key in param_names:
+                params += n
+            else:
+                buffers += n
+    return {"file": path.name, "num_parameters": params, "num_buffer_values": buffers,
+            "dtypes": ",".join(sorted(dtypes)), "bytes": path.stat().st_size}
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Discriminators: image discriminators and video (clip) discriminators."""

@@ -1,0 +1,1 @@
+"""Generator components: mapping networks, synthesis networks, motion modules."""
