@@ -115,7 +115,8 @@ def _parameter_names(kind: str, name: str, config: dict) -> set[str] | None:
         entry = registry.get(kind, name)
         with torch.device("meta"):
             model = entry.cls(entry.config_cls.from_dict(config))
-    except Exception:  # an unknown plugin component: count everything as parameters
+    except Exception as exc:  # e.g. a plugin that is not installed: count everything as parameters
+        typer.echo(f"note: cannot build {kind} {name!r} to tell parameters from buffers ({exc})", err=True)
         return None
     return {n for n, _ in model.named_parameters()}
 

@@ -49,7 +49,7 @@ def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
 
 def setup_filter(
     f: Sequence[float] | Sequence[Sequence[float]] | torch.Tensor | None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     normalize: bool = True,
     flip_filter: bool = False,
     gain: float = 1.0,
@@ -79,7 +79,7 @@ def setup_filter(
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 
 def upfirdn2d(

@@ -1,0 +1,110 @@
+"""The ``vgz`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import vgz
+
+from conftest import PLUGIN_SOURCE, make_plugin_dist
+
+
+def run_vgz(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vgz", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+
+
+def test_version():
+    out = run_vgz("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"vgz {vgz.__version__}"
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from vgz.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH_IMPORTED' if 'torch' in sys.modules else 'NO_TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Usage" in out.stdout and "list" in out.stdout and "info" in out.stdout
+    assert out.stdout.strip().endswith("NO_TORCH")
+
+
+def test_list_shows_stylegan2_components_with_kinds():
+    out = run_vgz("list")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["KIND", "NAME", "SOURCE", "DESCRIPTION"]
+    rows = {tuple(line.split()[:3]) for line in lines[1:]}
+    assert {("mapping", "stylegan2", "vgz"), ("synthesis", "stylegan2", "vgz"),
+            ("discriminator", "stylegan2", "vgz")} <= rows
+
+
+def test_list_kind_pattern_and_json():
+    out = run_vgz("list", "synthesis", "--json")
+    rows = json.loads(out.stdout)
+    assert [(r["kind"], r["name"]) for r in rows] == [("synthesis", "stylegan2")]
+    assert rows[0]["class"] == "vgz.generators.stylegan2.SynthesisNetwork"
+    out = run_vgz("list", "--pattern", "nothing*")
+    assert out.returncode == 0 and "no components match" in out.stdout
+    out = run_vgz("list", "synthesys")
+    assert out.returncode == 1 and "Did you mean 'synthesis'" in out.stderr
+
+
+def test_list_shows_installed_plugin_and_broken_plugin(tmp_path):
+    good = make_plugin_dist(tmp_path / "good", "vgz-toy-plugin", "vgz_toy_plugin", PLUGIN_SOURCE)
+    bad = make_plugin_dist(tmp_path / "bad", "vgz-broken-plugin", "vgz_broken_plugin", "import not_a_module_xyz\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(good), str(bad), os.environ.get("PYTHONPATH", "")])}
+    out = run_vgz("list", env=env)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(None, 3) for line in out.stdout.splitlines()[1:]]
+    assert ["motion", "toy-motion", "vgz-toy-plugin", "A third-party motion module (test plugin)."] in rows
+    broken = [r for r in rows if r[0] == "plugin"]
+    assert broken and broken[0][1:3] == ["vgz_broken_plugin", "vgz-broken-plugin"]
+    assert broken[0][3].startswith("BROKEN: ModuleNotFoundError")
+    assert "failed to load" in out.stderr  # the warning
+    # And vgz.create builds the plugin's component in a fresh interpreter.
+    code = "import vgz; m = vgz.create('motion', 'toy-motion', dim=3); print(type(m).__module__, m.config.dim)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    assert res.stdout.split() == ["vgz_toy_plugin", "3"], res.stderr
+
+
+def test_info_reports_config_parameters_and_size(tmp_path):
+    net = vgz.create("synthesis", "stylegan2", preset="tiny")
+    folder = net.save_pretrained(tmp_path / "syn")
+    out = run_vgz("info", str(folder), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert (info["kind"], info["name"]) == ("synthesis", "stylegan2")
+    assert info["config"]["img_resolution"] == 16
+    (weights,) = info["weights"]
+    assert weights["num_parameters"] == net.num_parameters
+    assert weights["num_buffer_values"] == sum(b.numel() for b in net.buffers())
+    assert weights["bytes"] == (folder / "model.safetensors").stat().st_size
+    text = run_vgz("info", str(folder)).stdout
+    assert f"{net.num_parameters:,} parameters" in text and "img_resolution: 16" in text
+
+
+def test_info_errors_are_clear(tmp_path):
+    out = run_vgz("info", str(tmp_path / "missing"))
+    assert out.returncode == 1 and "error: no folder" in out.stderr
+    out = run_vgz("info", str(tmp_path))
+    assert out.returncode == 1 and "has no config.json" in out.stderr
+
+
+def test_info_by_repo_id_offline(tmp_path):
+    from conftest import populate_hub_cache
+
+    folder = vgz.create("mapping", "stylegan2", preset="tiny").save_pretrained(tmp_path / "m")
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "vgz-test/tiny-mapping", folder)
+    out = run_vgz("info", "vgz-test/tiny-mapping", "--json", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["kind"] == "mapping"
