@@ -96,3 +96,31 @@ def populate_hub_cache(cache_dir: Path, repo_id: str, folder: Path, commit: str 
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / ref).write_text(commit)
     return snapshot
+
+
+def build_plugin_wheel(out_dir: Path, dist: str, module: str, source: str) -> Path:
+    """Build a pure-Python wheel of a plugin package (no build backend or network needed)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name = dist.replace("-", "_")
+    info = f"{name}-0.1.0.dist-info"
+    files = {
+        f"{module}.py": textwrap.dedent(source),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\nRequires-Dist: vgz\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: vgz-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[vgz.plugins]\n{module} = {module}\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wheel = out_dir / f"{name}-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel

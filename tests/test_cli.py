@@ -108,3 +108,19 @@ def test_info_by_repo_id_offline(tmp_path):
     out = run_vgz("info", "vgz-test/tiny-mapping", "--json", env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["kind"] == "mapping"
+
+
+def test_pip_installed_plugin_package_appears_in_list(tmp_path):
+    """A separate package, installed by pip, shows up in `vgz list` and builds through vgz.create."""
+    from conftest import build_plugin_wheel
+
+    wheel = build_plugin_wheel(tmp_path / "dist", "vgz-wheel-plugin", "vgz_wheel_plugin", PLUGIN_SOURCE)
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target),
+                          str(wheel)], capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    assert (target / "vgz_wheel_plugin-0.1.0.dist-info" / "entry_points.txt").is_file()
+    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    out = run_vgz("list", "motion", env=env)
+    assert out.returncode == 0, out.stderr
+    assert ["motion", "toy-motion", "vgz-wheel-plugin"] in [line.split()[:3] for line in out.stdout.splitlines()]

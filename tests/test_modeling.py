@@ -83,20 +83,21 @@ def test_config_not_written_by_vgz(tmp_path):
         vgz.load_component(tmp_path)
 
 
+def _edit_config(folder: Path, **changes) -> None:
+    raw = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**raw, **changes}))
+
+
 def test_unknown_component_in_config(saved):
     _, folder = saved
-    raw = json.loads((folder / "config.json").read_text())
-    raw["_vgz_name"] = "stylegan9"
-    (folder / "config.json").write_text(json.dumps(raw))
+    _edit_config(folder, _vgz_name="stylegan9")
     with pytest.raises(vgz.UnknownComponentError, match="stylegan9.*'stylegan2'"):
         vgz.load_component(folder)
 
 
 def test_bad_config_value_names_file_and_field(saved):
     _, folder = saved
-    raw = json.loads((folder / "config.json").read_text())
-    raw["architecture"] = "unet"
-    (folder / "config.json").write_text(json.dumps(raw))
+    _edit_config(folder, architecture="unet")
     with pytest.raises(vgz.ConfigError, match=r"SynthesisConfig\.architecture: expected one of"):
         vgz.load_component(folder)
 
@@ -210,3 +211,12 @@ def test_no_pickle_loading_in_vgz_sources():
             if needle in text:
                 offenders.append(f"{path.relative_to(REPO_ROOT)}: {needle}")
     assert not offenders, offenders
+
+
+def test_loading_leaves_the_global_rng_alone(saved):
+    _, folder = saved
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    vgz.load_component(folder)
+    assert torch.equal(torch.rand(3), expected)

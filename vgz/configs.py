@@ -266,12 +266,7 @@ class ComponentConfig:
     def from_preset(cls: type[C], preset: str, **overrides: Any) -> C:
         """Defaults, then the named preset, then ``overrides``."""
         if preset not in cls.presets:
-            import difflib
-
-            close = difflib.get_close_matches(preset, list(cls.presets), n=3, cutoff=0.3)
-            hint = f" Closest: {', '.join(map(repr, close))}." if close else ""
-            raise ConfigError(cls.__name__, "preset", "one of " + ", ".join(map(repr, sorted(cls.presets))),
-                              preset) from KeyError(hint)
+            raise ConfigError(cls.__name__, "preset", "one of " + ", ".join(map(repr, sorted(cls.presets))), preset)
         return cls(**{**cls.presets[preset], **overrides})
 
     @classmethod

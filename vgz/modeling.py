@@ -191,7 +191,8 @@ class ModelMixin(nn.Module):
         if cls is not ModelMixin and not issubclass(model_cls, cls):
             raise TypeError(f"{folder} holds {kind} {name!r} ({model_cls.__name__}), not a {cls.__name__}")
         config = model_cls.config_class.from_dict(fields, source=str(folder / CONFIG_NAME))
-        model = model_cls(config)
+        with torch.random.fork_rng(devices=[]):  # the throw-away random init must not move the caller's RNG
+            model = model_cls(config)
         state = _read_weights(folder, variant)
         model.load_weights(state, strict=strict, source=str(folder))
         if dtype is not None or device is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "list_components",
     "list_kinds",
     "broken_plugins",
+    "reload_plugins",
 ]
 
 ENTRY_POINT_GROUP = "vgz.plugins"
@@ -362,7 +363,3 @@ def broken_plugins() -> list[BrokenPlugin]:
     _ensure_loaded()
     return list(_state.broken)
 
-
-def iter_entries() -> Iterator[RegistryEntry]:
-    """Every registered entry (loads built-ins and plugins first)."""
-    yield from list_components()
