@@ -179,7 +179,7 @@ def register(
         desc = description
         if desc is None:
             doc = (cls.__doc__ or "").strip()
-            desc = doc.splitlines()[0] if doc else ""
+            desc = doc.splitlines()[0].replace("``", "") if doc else ""  # plain text for `vgz list`
         with _lock:
             key = (kind, name)
             existing = _state.entries.get(key)
