@@ -48,10 +48,12 @@ def test_list_shows_stylegan2_components_with_kinds():
 
 
 def test_list_kind_pattern_and_json():
-    out = run_vgz("list", "synthesis", "--json")
+    out = run_vgz("list", "synthesis", "--pattern", "stylegan2", "--json")
     rows = json.loads(out.stdout)
     assert [(r["kind"], r["name"]) for r in rows] == [("synthesis", "stylegan2")]
     assert rows[0]["class"] == "vgz.generators.stylegan2.SynthesisNetwork"
+    names = [r["name"] for r in json.loads(run_vgz("list", "synthesis", "--json").stdout)]
+    assert names == ["stylegan2", "styleganv"]
     out = run_vgz("list", "--pattern", "nothing*")
     assert out.returncode == 0 and "no components match" in out.stdout
     out = run_vgz("list", "synthesys")

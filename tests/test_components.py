@@ -39,6 +39,8 @@ EXPECTED_SHAPES = {
     ("mapping", "stylegan2"): (2, 6, 32),
     ("synthesis", "stylegan2"): (2, 3, 16, 16),
     ("discriminator", "stylegan2"): (2, 1),
+    ("motion", "styleganv"): (2, 3, 12),
+    ("synthesis", "styleganv"): (2, 3, 3, 16, 16),
 }
 
 

@@ -66,6 +66,7 @@ _KINDS: dict[str, str] = {
 #: so that importing vgz does not import torch.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.generators.stylegan2",
+    "vgz.generators.styleganv",
     "vgz.discriminators.stylegan2",
 )
 

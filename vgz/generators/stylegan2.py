@@ -260,9 +260,10 @@ class SynthesisBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter: tuple[float, ...] = (1, 3, 3, 1),
                  conv_clamp: float | None = None, use_fp16: bool = False, fp16_channels_last: bool = False,
-                 **layer_kwargs: Any):
+                 extra_input_channels: int = 0, **layer_kwargs: Any):
         super().__init__()
         self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
+        self.extra_input_channels = extra_input_channels  # first block only: concatenated to the const
         self.img_channels, self.is_last, self.architecture = img_channels, is_last, architecture
         self.use_fp16 = use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
@@ -272,11 +273,13 @@ class SynthesisBlock(nn.Module):
         common = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            conv1_in = out_channels + extra_input_channels
         else:
+            conv1_in = out_channels
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter,
                                         **common, **layer_kwargs)
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, **common, **layer_kwargs)
+        self.conv1 = SynthesisLayer(conv1_in, out_channels, **common, **layer_kwargs)
         self.num_conv += 1
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
@@ -287,8 +290,13 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, force_fp32: bool = False,
-                fused_modconv: bool | None = None, **layer_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``ws [N, num_conv + num_torgb, w_dim]``; returns features and the running image."""
+                fused_modconv: bool | None = None, extra_input: torch.Tensor | None = None,
+                **layer_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``ws [N, num_conv + num_torgb, w_dim]``; returns features and the running image.
+
+        ``extra_input [N, extra_input_channels]`` (first block only) is broadcast over the const's
+        pixels and concatenated to it along channels.
+        """
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         fmt = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
@@ -298,6 +306,14 @@ class SynthesisBlock(nn.Module):
 
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=fmt).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            if self.extra_input_channels:
+                if extra_input is None or extra_input.shape != (ws.shape[0], self.extra_input_channels):
+                    found = None if extra_input is None else tuple(extra_input.shape)
+                    raise ValueError(f"first block needs extra_input [{ws.shape[0]}, {self.extra_input_channels}], "
+                                     f"got {found}")
+                r = self.resolution
+                extra = extra_input.to(dtype)[:, :, None, None].expand(-1, -1, r, r)
+                x = torch.cat([x, extra], dim=1).contiguous(memory_format=fmt)
         else:
             x = x.to(dtype=dtype, memory_format=fmt)
 
@@ -342,15 +358,22 @@ class SynthesisNetwork(ModelMixin):
         self.num_ws = 0
         for res in self.block_resolutions:
             is_last = res == cfg.img_resolution
+            extra = self.extra_input_channels(cfg) if res == 4 else 0
             block = SynthesisBlock(
                 channels[res // 2] if res > 4 else 0, channels[res], w_dim=cfg.w_dim, resolution=res,
                 img_channels=cfg.img_channels, is_last=is_last, architecture=cfg.architecture,
                 resample_filter=cfg.resample_filter, conv_clamp=cfg.conv_clamp, use_fp16=res >= fp16_resolution,
                 fp16_channels_last=cfg.fp16_channels_last, use_noise=cfg.use_noise, activation=cfg.activation,
+                extra_input_channels=extra,
             )
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f"b{res}", block)
         assert self.num_ws == cfg.num_ws
+
+    @classmethod
+    def extra_input_channels(cls, cfg: SynthesisConfig) -> int:
+        """Channels concatenated to the 4x4 const (none here; StyleGAN-V adds its time embedding)."""
+        return 0
 
     def split_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Slice ``ws [N, num_ws, w_dim]`` into each block's ws (neighbours overlap by the toRGB w)."""
@@ -365,7 +388,8 @@ class SynthesisNetwork(ModelMixin):
         return out
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
-                force_fp32: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+                force_fp32: bool = False, generator: torch.Generator | None = None,
+                extra_input: torch.Tensor | None = None) -> torch.Tensor:
         """Synthesise images.
 
         Args:
@@ -374,6 +398,7 @@ class SynthesisNetwork(ModelMixin):
             fused_modconv: force the fused/unfused modulated conv (None = automatic).
             force_fp32: run fp16 blocks in fp32.
             generator: source of random noise for ``noise_mode="random"``.
+            extra_input: ``[N, extra_input_channels]`` for the first block, when it takes one.
 
         Returns:
             ``[N, img_channels, img_resolution, img_resolution]``, float32.
@@ -383,7 +408,8 @@ class SynthesisNetwork(ModelMixin):
         x = img = None
         for res, block_ws in zip(self.block_resolutions, self.split_ws(ws)):
             x, img = getattr(self, f"b{res}")(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                                              noise_mode=noise_mode, generator=generator)
+                                              noise_mode=noise_mode, generator=generator,
+                                              extra_input=extra_input if res == 4 else None)
         return img
 
     def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Layout convention: images ``[N, C, H, W]``; videos ``[B, T, C, H, W]``.
 """
 
 from vgz.layers.bias_act import ACTIVATIONS, bias_act
-from vgz.layers.conv import Conv2dLayer, FullyConnectedLayer, conv2d_resample
+from vgz.layers.conv import Conv1dLayer, Conv2dLayer, FullyConnectedLayer, conv2d_resample
 from vgz.layers.fourier import FourierFeatures, log_spaced_frequencies
 from vgz.layers.mbstd import MinibatchStdLayer
 from vgz.layers.modulated import modulated_conv2d
@@ -15,6 +15,7 @@ from vgz.layers.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d
 __all__ = [
     "ACTIVATIONS",
     "bias_act",
+    "Conv1dLayer",
     "Conv2dLayer",
     "FullyConnectedLayer",
     "conv2d_resample",

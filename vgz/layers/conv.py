@@ -18,7 +18,7 @@ from torch import nn
 from vgz.layers.bias_act import activation_spec, bias_act
 from vgz.layers.upfirdn2d import Padding, filter_size, parse_padding, setup_filter, upfirdn2d
 
-__all__ = ["conv2d_resample", "FullyConnectedLayer", "Conv2dLayer"]
+__all__ = ["conv2d_resample", "FullyConnectedLayer", "Conv2dLayer", "Conv1dLayer"]
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: Sequence[int] | int = 0,
@@ -187,3 +187,32 @@ class Conv2dLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"activation={self.activation}, up={self.up}, down={self.down}")
+
+
+class Conv1dLayer(nn.Module):
+    """Equalized-lr 1-D conv over time: ``[N, C_in, L] -> [N, C_out, L']``.
+
+    As in StyleGAN-V's motion network, ``"lrelu"`` here is a plain leaky ReLU (slope 0.2) with no
+    sqrt(2) gain, unlike :class:`Conv2dLayer`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int, padding: int = 0, stride: int = 1,
+                 activation: str = "linear", lr_multiplier: float = 1.0, bias: bool = True, bias_init: float = 0.0):
+        super().__init__()
+        if activation not in ("linear", "lrelu"):
+            raise ValueError(f"Conv1dLayer activation must be 'linear' or 'lrelu', got {activation!r}")
+        self.activation, self.padding, self.stride = activation, padding, stride
+        self.weight = nn.Parameter(torch.randn([out_features, in_features, kernel_size]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features * kernel_size)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        y = F.conv1d(x, w, b, stride=self.stride, padding=self.padding)
+        return F.leaky_relu(y, 0.2) if self.activation == "lrelu" else y
