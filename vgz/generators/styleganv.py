@@ -66,7 +66,8 @@ class MotionConfig(ComponentConfig):
     gen_strategy: Literal["conv", "autoregressive"] = "conv"
     kernel_size: int = config_field(11, min=1, help="temporal kernel of the two conv layers")
     motion_z_distance: float = config_field(16.0, min=1e-6, help="frames between consecutive motion codes")
-    fourier: bool = True
+    fourier: bool = config_field(True, help="aligned time encoder (released model); False = a mapping "
+                                            "network on the blended codes (the official code cannot build this)")
     time_enc_dim: int = config_field(256, min=1, help="number of frequencies (embedding size is twice that)")
     min_period_len: float = config_field(16.0, min=1e-6)
     max_period_len: float = config_field(1024.0, min=1e-6)

@@ -122,6 +122,17 @@ def conv2d_resample(
     return x
 
 
+def _scaled(layer: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An equalized-lr layer's weight and bias at run-time scale, in ``dtype``."""
+    w = layer.weight.to(dtype) * layer.weight_gain
+    b = layer.bias
+    if b is not None:
+        b = b.to(dtype)
+        if layer.bias_gain != 1:
+            b = b * layer.bias_gain
+    return w, b
+
+
 class FullyConnectedLayer(nn.Module):
     """Equalized-lr linear layer with fused bias and activation: ``[N, in] -> [N, out]``."""
 
@@ -137,12 +148,7 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
+        w, b = _scaled(self, x.dtype)
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation)
@@ -208,11 +214,6 @@ class Conv1dLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
+        w, b = _scaled(self, x.dtype)
         y = F.conv1d(x, w, b, stride=self.stride, padding=self.padding)
         return F.leaky_relu(y, 0.2) if self.activation == "lrelu" else y
