@@ -19,10 +19,11 @@ names is looked up in a fixed allowlist, and
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import pickle
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def _device(*args: Any) -> str:
 # Functions that rebuild data from the pickle's arguments.
 _FUNCTIONS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
-    ("collections", "defaultdict"): __import__("collections").defaultdict,
+    ("collections", "defaultdict"): defaultdict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -151,7 +152,7 @@ _FUNCTIONS: dict[tuple[str, str], Any] = {
 # Builtin data types: building them from pickled arguments runs nothing else.
 for _name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
               "bytearray", "bool", "slice", "object"):
-    _FUNCTIONS[("builtins", _name)] = _FUNCTIONS[("__builtin__", _name)] = getattr(__import__("builtins"), _name)
+    _FUNCTIONS[("builtins", _name)] = _FUNCTIONS[("__builtin__", _name)] = getattr(builtins, _name)
 
 # numpy arrays and scalars: rebuilt by numpy from bytes (no code of the pickle runs).
 _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
