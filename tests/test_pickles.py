@@ -151,3 +151,15 @@ def test_storages_saved_on_a_gpu_load_on_cpu():
 
     out = read_pickle(pickle.dumps({"vis": Tensor()}, protocol=4))
     assert out["vis"].device.type == "cpu" and torch.equal(out["vis"], torch.arange(4.0))
+
+
+def test_numpy_values_read_without_deprecated_modules():
+    """Snapshots hold numpy scalars (weight gains) and arrays (preview grids)."""
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        out = read_pickle(pickle.dumps({"gain": np.float64(0.5), "idx": np.arange(3)}, protocol=4))
+    assert out["gain"] == 0.5 and out["idx"].tolist() == [0, 1, 2]

@@ -62,12 +62,6 @@ class PickledObject:
     def qualname(self) -> str:
         return f"{self.module}.{self.name}"
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """A field of the state (``__dict__`` of a module) or an item (dict subclasses)."""
-        if isinstance(self.state, dict) and key in self.state:
-            return self.state[key]
-        return self.items.get(key, default)
-
 
 @dataclass
 class PersistentObject:
@@ -160,6 +154,18 @@ _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", 
           ("numpy._core.multiarray", "scalar")}
 
 
+def _numpy_global(module: str, name: str) -> Any:
+    import importlib
+
+    if module == "numpy":
+        return getattr(importlib.import_module("numpy"), name)
+    try:  # numpy 2 moved numpy.core (deprecated there) to numpy._core; pickles name either
+        multiarray = importlib.import_module("numpy._core.multiarray")
+    except ImportError:
+        multiarray = importlib.import_module("numpy.core.multiarray")
+    return getattr(multiarray, name)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, source: str):
         super().__init__(file)
@@ -173,14 +179,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if name == "_reconstruct_persistent_obj" and module.endswith("torch_utils.persistence"):
             return _reconstruct_persistent_obj
         if key in _NUMPY:
-            import numpy
-
-            module = module.replace("numpy._core", "numpy.core")
-            if module == "numpy.core.multiarray":
-                from numpy.core import multiarray  # type: ignore[attr-defined]
-
-                return getattr(multiarray, name)
-            return getattr(numpy, name)
+            return _numpy_global(module, name)
         if module == "typing":  # type annotations stored in OmegaConf node metadata
             return f"typing.{name}"
         if name[:1].isupper() and name.isidentifier():
@@ -232,12 +231,10 @@ def read_pickle(path: str | os.PathLike | bytes) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """EasyDicts and recorded dict-likes -> plain dicts, recursively."""
+    """EasyDicts (recorded dict subclasses) -> plain dicts, recursively."""
     if isinstance(value, PickledObject):
-        if value.items:
+        if value.items or value.name == "EasyDict":
             return {k: _plain(v) for k, v in value.items.items()}
-        if isinstance(value.state, dict) and value.name in ("EasyDict",):
-            return {k: _plain(v) for k, v in value.state.items()}
         return value
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}

@@ -82,11 +82,12 @@ class MotionConfig(ComponentConfig):
     def check(self) -> None:
         if self.max_period_len < self.min_period_len:
             self.fail("max_period_len", f"a value >= min_period_len ({self.min_period_len})")
-        trajectory_dim = self.v_dim if self.gen_strategy == "conv" else self.z_dim
-        if self.gen_strategy == "autoregressive" and self.fourier and self.z_dim != self.v_dim:
-            self.fail("v_dim", f"z_dim ({self.z_dim}): the LSTM's codes feed the time encoder")
-        if not self.fourier and trajectory_dim != self.z_dim:
-            self.fail("v_dim", f"z_dim ({self.z_dim}): without fourier the codes feed a mapping network")
+        # The trajectory codes (v_dim from the convs, z_dim from the LSTM) feed the time encoder
+        # (which reads v_dim) or, without fourier, a mapping network (which reads z_dim).
+        emitted = self.v_dim if self.gen_strategy == "conv" else self.z_dim
+        read = self.v_dim if self.fourier else self.z_dim
+        if emitted != read:
+            self.fail("v_dim", f"z_dim ({self.z_dim}) for gen_strategy={self.gen_strategy!r} with fourier={self.fourier}")
 
     @property
     def out_dim(self) -> int:
@@ -205,12 +206,13 @@ class MotionMappingNetwork(ModelMixin):
         batch_size, num_frames = t.shape
         if cfg.c_dim > 0 and (c is None or c.shape != (batch_size, cfg.c_dim)):
             raise ValueError(f"c must be [{batch_size}, {cfg.c_dim}], got {None if c is None else tuple(c.shape)}")
-        needed = self.num_codes(t.max().item())
+        t_max = t.max().item()
+        needed = self.num_codes(t_max)
         if motion_z is None:
-            motion_z = self.sample_motion_z(batch_size, t.max().item(), generator, t.device)
+            motion_z = self.sample_motion_z(batch_size, t_max, generator, t.device)
         if motion_z.ndim != 3 or motion_z.shape[0] < batch_size or motion_z.shape[1] < needed or motion_z.shape[2] < cfg.z_dim:
             raise ValueError(f"motion_z must be [{batch_size}, >= {needed}, {cfg.z_dim}] for t up to "
-                             f"{t.max().item():g}, got {tuple(motion_z.shape)}")
+                             f"{t_max:g}, got {tuple(motion_z.shape)}")
         trajs = self.trajectories(motion_z[:batch_size, :needed, :cfg.z_dim].to(t.device), c)
 
         # Neighbouring codes of each frame and the blend between them.
