@@ -111,3 +111,39 @@ def test_motion_and_synthesis_make_a_video():
     with torch.no_grad():
         video = synthesis(mapping(torch.randn(2, mapping.z_dim)), motion(t, generator=torch.Generator().manual_seed(0)))
     assert video.shape == (2, 8, 3, 16, 16) and torch.isfinite(video).all()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("architecture", ["skip", "resnet"])
+def test_styles_once_per_video_equal_per_frame_styles(fused, architecture):
+    """The shared-style path (weights modulated once per video) equals giving every frame its own w."""
+    from einops import rearrange, repeat
+
+    from vgz.generators.stylegan2 import SynthesisNetwork
+
+    torch.manual_seed(0)
+    synthesis = vgz.create("synthesis", "styleganv", preset="tiny", architecture=architecture).eval()
+    ws = torch.randn(3, synthesis.num_ws, synthesis.w_dim)
+    v = torch.randn(3, 5, synthesis.config.motion_v_dim)
+    with torch.no_grad():
+        shared = synthesis(ws, v, noise_mode="const", fused_modconv=fused)
+        per_frame = SynthesisNetwork.forward(synthesis, repeat(ws, "b n w -> (b f) n w", f=5), noise_mode="const",
+                                             fused_modconv=fused, extra_input=rearrange(v, "b f d -> (b f) d"))
+    torch.testing.assert_close(shared, rearrange(per_frame, "(b f) c h w -> b f c h w", f=5), atol=1e-5, rtol=0)
+
+
+def test_motion_window_equals_whole_trajectory(motion):
+    """A chunk far into a long video computes only nearby codes, yet equals the full computation."""
+    t = torch.tensor([[900.0, 901.5, 903.0], [0.0, 450.0, 910.0]])
+    z = motion.sample_motion_z(2, 910.0, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        windowed = motion(t, motion_z=z)
+        trajs = motion.trajectories(z)
+        d = motion.config.motion_z_distance
+        left = (t / d).floor().long()
+        u_left = trajs[torch.arange(2)[:, None], left]
+        reference = motion.time_encoder(t.flatten(), u_left.flatten(0, 1),
+                                        trajs[torch.arange(2)[:, None], left + 1].flatten(0, 1),
+                                        (t - t % d).flatten(), (t - t % d + d).flatten(),
+                                        ((t % d) / d).reshape(-1, 1))
+    torch.testing.assert_close(windowed.flatten(0, 1), reference, atol=1e-6, rtol=0)

@@ -223,7 +223,7 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
                 gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``x [N, C_in, r/up, r/up]``, ``w [N, w_dim]`` -> ``[N, C_out, r, r]``."""
+        """``x [N*T, C_in, r/up, r/up]``, ``w [N, w_dim]`` (T frames per w) -> ``[N*T, C_out, r, r]``."""
         styles = self.affine(w)
         noise = None
         if self.use_noise:
@@ -291,11 +291,12 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, force_fp32: bool = False,
                 fused_modconv: bool | None = None, extra_input: torch.Tensor | None = None,
-                **layer_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+                frames_per_w: int = 1, **layer_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``ws [N, num_conv + num_torgb, w_dim]``; returns features and the running image.
 
-        ``extra_input [N, extra_input_channels]`` (first block only) is broadcast over the const's
-        pixels and concatenated to it along channels.
+        Features and images hold ``frames_per_w`` consecutive rows per w (frames of one video).
+        ``extra_input [N*frames_per_w, extra_input_channels]`` (first block only) is broadcast over
+        the const's pixels and concatenated to it along channels.
         """
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
@@ -305,11 +306,12 @@ class SynthesisBlock(nn.Module):
             fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=fmt).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            rows = ws.shape[0] * frames_per_w
+            x = self.const.to(dtype=dtype, memory_format=fmt).unsqueeze(0).repeat([rows, 1, 1, 1])
             if self.extra_input_channels:
-                if extra_input is None or extra_input.shape != (ws.shape[0], self.extra_input_channels):
+                if extra_input is None or extra_input.shape != (rows, self.extra_input_channels):
                     found = None if extra_input is None else tuple(extra_input.shape)
-                    raise ValueError(f"first block needs extra_input [{ws.shape[0]}, {self.extra_input_channels}], "
+                    raise ValueError(f"first block needs extra_input [{rows}, {self.extra_input_channels}], "
                                      f"got {found}")
                 r = self.resolution
                 extra = extra_input.to(dtype)[:, :, None, None].expand(-1, -1, r, r)
@@ -389,7 +391,7 @@ class SynthesisNetwork(ModelMixin):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
                 force_fp32: bool = False, generator: torch.Generator | None = None,
-                extra_input: torch.Tensor | None = None) -> torch.Tensor:
+                extra_input: torch.Tensor | None = None, frames_per_w: int = 1) -> torch.Tensor:
         """Synthesise images.
 
         Args:
@@ -398,10 +400,12 @@ class SynthesisNetwork(ModelMixin):
             fused_modconv: force the fused/unfused modulated conv (None = automatic).
             force_fp32: run fp16 blocks in fp32.
             generator: source of random noise for ``noise_mode="random"``.
-            extra_input: ``[N, extra_input_channels]`` for the first block, when it takes one.
+            extra_input: ``[N*frames_per_w, extra_input_channels]`` for the first block, when it takes one.
+            frames_per_w: images per w (video frames): each layer's styles and modulated weights are
+                computed once per w and applied to its ``frames_per_w`` consecutive output rows.
 
         Returns:
-            ``[N, img_channels, img_resolution, img_resolution]``, float32.
+            ``[N*frames_per_w, img_channels, img_resolution, img_resolution]``, float32.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise_mode!r}")
@@ -409,7 +413,8 @@ class SynthesisNetwork(ModelMixin):
         for res, block_ws in zip(self.block_resolutions, self.split_ws(ws)):
             x, img = getattr(self, f"b{res}")(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
                                               noise_mode=noise_mode, generator=generator,
-                                              extra_input=extra_input if res == 4 else None)
+                                              extra_input=extra_input if res == 4 else None,
+                                              frames_per_w=frames_per_w)
         return img
 
     def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:

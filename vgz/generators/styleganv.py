@@ -213,13 +213,20 @@ class MotionMappingNetwork(ModelMixin):
         if motion_z.ndim != 3 or motion_z.shape[0] < batch_size or motion_z.shape[1] < needed or motion_z.shape[2] < cfg.z_dim:
             raise ValueError(f"motion_z must be [{batch_size}, >= {needed}, {cfg.z_dim}] for t up to "
                              f"{t_max:g}, got {tuple(motion_z.shape)}")
-        trajs = self.trajectories(motion_z[:batch_size, :needed, :cfg.z_dim].to(t.device), c)
-
         # Neighbouring codes of each frame and the blend between them.
         d = cfg.motion_z_distance
         left = (t / d).floor().long()
+        motion_z = motion_z[:batch_size, :needed, :cfg.z_dim].to(t.device)
+        first = 0
+        if cfg.gen_strategy == "conv":
+            # Trajectory code j sees only motion_z[j : j + num_additional_codes + 1] (unpadded convs),
+            # so compute just the codes these frames use: a chunk of a long video costs the same as
+            # a short video, wherever it lies.
+            first, last = int(left.min().item()), int(left.max().item()) + 1
+            motion_z = motion_z[:, first:last + cfg.num_additional_codes + 1]
+        trajs = self.trajectories(motion_z, c)
         batch_idx = repeat(torch.arange(batch_size, device=t.device), "b -> b f", f=num_frames)
-        u_left, u_right = trajs[batch_idx, left], trajs[batch_idx, left + 1]
+        u_left, u_right = trajs[batch_idx, left - first], trajs[batch_idx, left + 1 - first]
         t_left = t - t % d
         alpha = ((t % d) / d).unsqueeze(2).to(torch.float32)
         if cfg.fourier:
@@ -265,14 +272,18 @@ class StyleGANVSynthesisNetwork(SynthesisNetwork):
     def forward(self, ws: torch.Tensor, motion_v: torch.Tensor, noise_mode: str = "random",  # type: ignore[override]
                 fused_modconv: bool | None = None, force_fp32: bool = False,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Frames of ``B`` videos at ``T`` times each; one w per video, one time embedding per frame."""
+        """Frames of ``B`` videos at ``T`` times each; one w per video, one time embedding per frame.
+
+        The frames of a video share their styles, so every layer modulates its weights once per
+        video (not once per frame); outputs equal running each frame with its own copy of w.
+        """
         if motion_v.ndim != 3 or motion_v.shape[0] != ws.shape[0]:
             raise ValueError(f"motion_v must be [{ws.shape[0]}, frames, {self.config.motion_v_dim}], "
                              f"got {tuple(motion_v.shape)}")
         num_frames = motion_v.shape[1]
         frames = super().forward(
-            repeat(ws, "b n w -> (b f) n w", f=num_frames), noise_mode=noise_mode, fused_modconv=fused_modconv,
-            force_fp32=force_fp32, generator=generator, extra_input=rearrange(motion_v, "b f d -> (b f) d"),
+            ws, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32, generator=generator,
+            extra_input=rearrange(motion_v, "b f d -> (b f) d"), frames_per_w=num_frames,
         )
         return rearrange(frames, "(b f) c h w -> b f c h w", f=num_frames)
 
