@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
-import time
 
 import torch
 
-import vgz
+from common import describe, peak_memory, time_fn
 from vgz.generators.stylegan2 import SynthesisNetwork
 
 
@@ -40,31 +38,6 @@ def import_official(path: str):
     from training import networks
 
     return networks
-
-
-def time_fn(fn, iters: int, warmup: int, device: str) -> list[float]:
-    """Seconds per call, ``iters`` samples after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def peak_memory(fn, device: str) -> float | None:
-    if device != "cuda":
-        return None
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() / 2**20
 
 
 def main() -> None:
@@ -110,9 +83,7 @@ def main() -> None:
         with torch.no_grad():
             return official(ws, noise_mode="const")
 
-    where = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
-    print(f"vgz {vgz.__version__}, torch {torch.__version__}, device {device} ({where}), "
-          f"threads {torch.get_num_threads()}")
+    print(describe(device))
     print(f"synthesis {args.resolution}x{args.resolution}, channel_base {args.channel_base}, "
           f"channel_max {args.channel_max}, num_fp16_res {args.num_fp16_res}, batch {args.batch}, "
           f"{ours.num_parameters / 1e6:.1f} M parameters")

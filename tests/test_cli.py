@@ -126,3 +126,62 @@ def test_pip_installed_plugin_package_appears_in_list(tmp_path):
     out = run_vgz("list", "motion", env=env)
     assert out.returncode == 0, out.stderr
     assert ["motion", "toy-motion", "vgz-wheel-plugin"] in [line.split()[:3] for line in out.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    torch.manual_seed(0)
+    pipe = vgz.create("pipeline", "styleganv", preset="tiny")
+    with torch.no_grad():
+        for module in pipe.components.values():
+            for p in module.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+    return pipe, pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "tiny-styleganv")
+
+
+def test_generate_writes_the_requested_video(tiny_pipeline, tmp_path):
+    pipe, folder = tiny_pipeline
+    out = run_vgz("generate", str(folder), "--num-frames", "20", "--fps", "10", "--seeds", "3", "--lossless",
+                  "--out", str(tmp_path / "v.mp4"))
+    assert out.returncode == 0, out.stderr
+    assert "wrote 1 video (20 frames, 16x16, 10 fps)" in out.stdout
+    assert "generating" in out.stderr and "20/20" in out.stderr  # the progress bar
+    frames, fps = vgz.read_video(tmp_path / "v.mp4")
+    assert frames.shape == (20, 3, 16, 16) and fps == 10
+    expected = pipe(num_frames=20, fps=10, generator=3).frames[0]
+    assert (frames.float() / 255 - expected).abs().max() <= 1 / 255  # lossless: only the uint8 rounding
+
+
+def test_generate_seed_files_grids_and_slow_motion(tiny_pipeline, tmp_path):
+    pipe, folder = tiny_pipeline
+    out = run_vgz("generate", str(folder), "-n", "6", "--seeds", "0-1,5", "--out", str(tmp_path / "s{seed}.gif"), "-q")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.gif", "s1.gif", "s5.gif"]
+    assert vgz.read_video(tmp_path / "s5.gif")[0].shape == (6, 3, 16, 16)
+    out = run_vgz("generate", str(folder), "-n", "4", "--seeds", "0-3", "-q", "--lossless", "--out", str(tmp_path / "t.mkv"))
+    assert out.returncode == 0, out.stderr
+    tiled, _ = vgz.read_video(tmp_path / "t.mkv")
+    assert tiled.shape == (4, 3, 32, 32)  # 4 seeds tiled 2x2
+    expected = vgz.tile_videos(pipe(num_videos=4, num_frames=4, generator=[0, 1, 2, 3]).frames, rows=2)
+    assert (tiled.float() / 255 - expected).abs().max() <= 1 / 255
+    out = run_vgz("generate", str(folder), "-n", "10", "--seeds", "1,2", "--grid", "--slowmo", "5", "-q", "--lossless",
+                  "--out", str(tmp_path / "g.mp4"))
+    assert out.returncode == 0, out.stderr
+    grid, fps = vgz.read_video(tmp_path / "g.mp4")
+    assert grid.shape == (10, 3, 32, 32) and fps == 25
+    # Slow motion x5: frame 5 shows time 1 (training frames); the top-left cell is seed 1's own video.
+    expected = pipe(num_frames=2, generator=1).frames[0, 1]
+    assert (grid[5, :, :16, :16].float() / 255 - expected).abs().max() <= 1 / 255
+
+
+def test_generate_errors(tiny_pipeline, tmp_path):
+    _, folder = tiny_pipeline
+    out = run_vgz("generate", str(tmp_path / "missing"), "--out", str(tmp_path / "v.mp4"))
+    assert out.returncode == 1 and "no folder" in out.stderr and "Traceback" not in out.stderr
+    out = run_vgz("generate", str(folder), "--out", str(tmp_path / "v.avi"))
+    assert out.returncode == 1 and "unsupported video suffix '.avi'" in out.stderr
+    out = run_vgz("generate", str(folder), "--seeds", "5-2")
+    assert out.returncode == 2 and "expected seeds like '0-7'" in out.stderr
+    out = run_vgz("generate", str(folder), "--grid", "--out", str(tmp_path / "{seed}.mp4"))
+    assert out.returncode == 1 and "--grid writes one video" in out.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,8 @@ import vgz
 from vgz import registry
 from vgz.modeling import ModelMixin
 
-ENTRIES = [e for e in registry.list_components() if e.source == "vgz"]
+# Pipelines combine components and have their own tests (tests/test_pipelines.py).
+ENTRIES = [e for e in registry.list_components() if e.source == "vgz" and e.kind != "pipeline"]
 IDS = [f"{e.kind}/{e.name}" for e in ENTRIES]
 
 
@@ -41,6 +42,8 @@ EXPECTED_SHAPES = {
     ("discriminator", "stylegan2"): (2, 1),
     ("motion", "styleganv"): (2, 3, 12),
     ("synthesis", "styleganv"): (2, 3, 3, 16, 16),
+    ("discriminator", "styleganv"): (2, 1),
+    ("discriminator", "styleganv-hyper"): (2, 1),
 }
 
 

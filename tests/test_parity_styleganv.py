@@ -1,8 +1,9 @@
-"""Numerical parity with universome/stylegan-v's generator (mapping, motion, synthesis).
+"""Numerical parity with universome/stylegan-v's generator (mapping, motion, synthesis) and discriminator.
 
 ``tests/fixtures/make_styleganv_fixture.py`` made the fixture with the official code (random,
-perturbed weights; fixed z, c, t and motion noise). vgz builds its components from the official
-kwargs and cfg, loads the official weights by name and must reproduce every output within 1e-5.
+perturbed weights; fixed z, c, t and motion noise; fixed clips, labels and frame times). vgz
+builds its components from the official kwargs and cfg, loads the official weights by name and
+must reproduce every output (and the discriminator's input gradient) within 1e-5.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from einops import rearrange
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from vgz.conversion.styleganv import generator_configs, split_generator_state
+from vgz.conversion.stylegan2_ada import ConversionError
+from vgz.conversion.styleganv import (discriminator_config, generator_configs, split_discriminator_state,
+                                      split_generator_state)
+from vgz.discriminators.styleganv import StyleGANVDiscriminator
 from vgz.generators.stylegan2 import MappingNetwork
 from vgz.generators.styleganv import MotionMappingNetwork, StyleGANVSynthesisNetwork
 
@@ -83,3 +87,60 @@ def test_frames(case, output):
         frames = synthesis(out[ws_key], motion_v, noise_mode="const", fused_modconv=fused)
     assert frames.shape[:2] == inputs["t"].shape
     _close(rearrange(frames, "b f c h w -> (b f) c h w"), out[output], f"{case} {output}")
+
+
+# ===================================================================================== discriminator
+
+D_CASES = [n for n, c in META["cases"].items() if c["kind"] == "D"]
+
+
+def _build_discriminator(case: str):
+    meta = META["cases"][case]
+    config = discriminator_config(meta["init_kwargs"], meta["cfg"])
+    disc = StyleGANVDiscriminator(config).eval()
+    state = split_discriminator_state(_part(case, "state"))
+    # Buffers vgz computes itself must already equal the official ones before loading.
+    fresh = disc.state_dict()["time_encoder.time_encoder.fourier_coefs"]
+    assert torch.equal(fresh, state["time_encoder.time_encoder.fourier_coefs"])
+    disc.load_weights(state, source=f"fixture {case}")
+    return disc.requires_grad_(False), _part(case, "in"), _part(case, "out")
+
+
+def test_fixture_covers_discriminator_variants():
+    assert set(D_CASES) >= {"d", "d_cond"}
+    assert any(META["cases"][c]["init_kwargs"]["c_dim"] > 0 for c in D_CASES)
+
+
+@pytest.mark.parametrize("case", D_CASES)
+def test_discriminator_logits_and_input_gradient(case):
+    disc, inputs, out = _build_discriminator(case)
+    k = disc.config.num_frames
+    img = rearrange(inputs["img"], "(b t) c h w -> b t c h w", t=k).clone().requires_grad_(True)
+    c = inputs["c"] if inputs["c"].shape[1] > 0 else None
+    t = inputs["t"].to(torch.int64)  # the fixture fed int64 frame indices, as real data are
+    logits = disc(img, c, t)
+    assert logits.shape == (img.shape[0], 1)
+    _close(logits[:, 0], out["logits"], f"{case} logits")
+    (grad,) = torch.autograd.grad(logits.sum(), img)
+    _close(rearrange(grad, "b t c h w -> (b t) c h w"), out["grad_img"], f"{case} grad_img")
+    # Float times give the same logits (the gap table row is the rounded gap).
+    with torch.no_grad():
+        _close(disc(img, c, t.float())[:, 0], out["logits"], f"{case} logits, float t")
+
+
+def test_discriminator_conversion_refuses_unsupported_settings():
+    meta = META["cases"]["d"]
+    with pytest.raises(ConversionError, match="dummy_c"):
+        discriminator_config(meta["init_kwargs"], {**meta["cfg"], "dummy_c": True})
+    with pytest.raises(ConversionError, match="architecture='skip'"):
+        discriminator_config({**meta["init_kwargs"], "architecture": "skip"}, meta["cfg"])
+    with pytest.raises(ConversionError, match="unsupported key.*hyper_mode"):
+        discriminator_config(meta["init_kwargs"], {**meta["cfg"], "hyper_mode": 1})
+    with pytest.raises(ConversionError, match="cfg.source='networks'"):
+        discriminator_config(meta["init_kwargs"], {**meta["cfg"], "source": "mocogan"})
+    with pytest.raises(ConversionError, match="concat_res"):
+        discriminator_config(meta["init_kwargs"], {**meta["cfg"], "concat_res": 16})
+    with pytest.raises(ConversionError, match="unsupported official argument.*dummy"):
+        discriminator_config({**meta["init_kwargs"], "dummy": 1}, meta["cfg"])
+    uniform = {**meta["cfg"], "sampling": {**meta["cfg"]["sampling"], "type": "uniform"}}
+    assert discriminator_config(meta["init_kwargs"], uniform).sampling_type == "uniform"

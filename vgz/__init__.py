@@ -5,6 +5,8 @@
     >>> import vgz
     >>> vgz.list_components("synthesis")
     >>> net = vgz.create("synthesis", "stylegan2", preset="tiny")
+    >>> pipe = vgz.VideoPipeline.from_pretrained("path/or/org-name")
+    >>> vgz.export_video(pipe(num_frames=64, generator=0).frames[0], "video.mp4", fps=25)
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ _LAZY = {
     "ModelMixin": "vgz.modeling",
     "WeightsError": "vgz.modeling",
     "load_component": "vgz.modeling",
+    "VideoPipeline": "vgz.pipelines",
+    "VideoPipelineOutput": "vgz.pipelines",
+    "StyleGANVPipeline": "vgz.pipelines",
+    "export_video": "vgz.data.video",
+    "read_video": "vgz.data.video",
+    "tile_videos": "vgz.data.video",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -50,7 +58,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from vgz.configs import ComponentConfig, ConfigError, config_field
+    from vgz.data.video import export_video, read_video, tile_videos
     from vgz.modeling import ModelMixin, WeightsError, load_component
+    from vgz.pipelines import StyleGANVPipeline, VideoPipeline, VideoPipelineOutput
     from vgz.registry import (
         DuplicateComponentError,
         UnknownComponentError,

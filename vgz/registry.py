@@ -68,6 +68,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.generators.stylegan2",
     "vgz.generators.styleganv",
     "vgz.discriminators.stylegan2",
+    "vgz.discriminators.styleganv",
+    "vgz.pipelines.styleganv",
 )
 
 T = TypeVar("T")
@@ -324,9 +326,13 @@ def create(kind: str, name: str, *, preset: str | None = None, **overrides: Any)
         **overrides: config fields that replace the preset's (or the defaults') values.
 
     Returns:
-        The component, in training mode with freshly initialised weights.
+        The component, in training mode with freshly initialised weights (a pipeline: its
+        components so built).
     """
     entry = get(kind, name)
+    builder = getattr(entry.cls, "from_preset", None)
+    if builder is not None:  # pipelines: several components, built from one preset name
+        return builder(preset, **overrides)
     if entry.config_cls is None:
         if preset is not None:
             raise ValueError(f"{kind} {name!r} has no config class, so it has no presets")

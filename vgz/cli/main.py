@@ -142,6 +142,91 @@ def _weights_summary(path: Path, param_names: set[str] | None) -> dict:
             "dtypes": ",".join(sorted(dtypes)), "bytes": path.stat().st_size}
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0-7"``, ``"1,5,9"`` or ``"0-3,10"`` -> list of ints (ranges inclusive)."""
+    import re
+
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise typer.BadParameter(f"{text!r}: expected seeds like '0-7', '1,5,9' or '0-3,10'", param_hint="--seeds")
+        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return seeds
+
+
+@app.command("generate")
+def generate_cmd(
+    model: str = typer.Argument(..., help="A saved pipeline folder or a Hub repo id."),
+    out: Path = typer.Option(Path("video.mp4"), "--out", "-o",
+                             help="Output .mp4/.mkv/.mov/.gif. With '{seed}' in the name, one file per seed."),
+    num_frames: int = typer.Option(64, "--num-frames", "-n", min=1, help="Frames to write."),
+    fps: Optional[float] = typer.Option(None, help="Frames per second of the output (default: the model's)."),
+    seeds: str = typer.Option("0", "--seeds", "-s", help="Seeds, e.g. '0-7' or '1,5,9': one video each."),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", help="Truncation towards the average w."),
+    slowmo: float = typer.Option(1.0, min=1e-3, help="Slow-motion factor: sample times this many frames per "
+                                                     "second of motion, play them at --fps."),
+    grid: bool = typer.Option(False, "--grid", help="Content/motion grid: row r has seed r's content, column k "
+                                                   "seed k's motion."),
+    class_id: Optional[int] = typer.Option(None, "--class", help="Class id, for class-conditional models."),
+    noise_mode: str = typer.Option("const", help="Per-pixel noise: const, random or none."),
+    chunk_size: int = typer.Option(16, min=1, help="Frames synthesised at once (memory vs speed)."),
+    lossless: bool = typer.Option(False, help="Lossless H.264 (exact frames; larger files)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Generate videos of any length and frame rate; frames stream to the file chunk by chunk."""
+    import contextlib
+
+    import torch
+    from tqdm import tqdm
+
+    from vgz.data.video import VideoWriter, tile_videos
+    from vgz.hub import ModelNotFoundError
+    from vgz.pipelines import VideoPipeline
+
+    seed_list = parse_seeds(seeds)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        pipe = VideoPipeline.from_pretrained(model, revision=revision, device=device)
+    except (ModelNotFoundError, FileNotFoundError, ValueError, TypeError) as exc:
+        _fail(str(exc))
+    fps = pipe.config.fps if fps is None else fps
+    per_seed = "{seed}" in str(out)
+    if grid and per_seed:
+        _fail("--grid writes one video; drop '{seed}' from --out")
+    if grid:
+        t_max = pipe.frame_times(1, num_frames, fps * slowmo).max().item()
+        z, motion_z = pipe.grid_latents(seed_list, seed_list, t_max)
+        rows, num_videos, generators, latents = len(seed_list), len(seed_list) ** 2, None, dict(z=z, motion_z=motion_z)
+    else:
+        rows = max(r for r in range(1, int(len(seed_list) ** 0.5) + 1) if len(seed_list) % r == 0)
+        num_videos, generators, latents = len(seed_list), seed_list, {}
+    c = None if class_id is None else [class_id] * num_videos
+    paths = [Path(str(out).replace("{seed}", str(s))) for s in seed_list] if per_seed else [out]
+    try:
+        with contextlib.ExitStack() as stack:  # an error removes every unfinished file
+            writers = [stack.enter_context(VideoWriter(p, fps, lossless=lossless)) for p in paths]
+            chunks = pipe.stream(num_videos, num_frames, fps=fps * slowmo, generator=generators,
+                                 truncation_psi=truncation_psi, noise_mode=noise_mode, c=c, chunk_size=chunk_size,
+                                 **latents)
+            with tqdm(total=num_frames, unit="frame", desc="generating", disable=quiet) as bar:
+                for chunk in chunks:
+                    if per_seed:
+                        for writer, video in zip(writers, chunk.frames):
+                            writer.write(video)
+                    else:
+                        writers[0].write(tile_videos(chunk.frames, rows))
+                    bar.update(chunk.frames.shape[1])
+    except ValueError as exc:
+        _fail(str(exc))
+    h, w = writers[0].frame_size
+    typer.echo(f"wrote {len(paths)} video{'s' if len(paths) > 1 else ''} ({num_frames} frames, {w}x{h}, {fps:g} fps): "
+               + ", ".join(map(str, paths)))
+
+
 def main() -> None:
     app()
 

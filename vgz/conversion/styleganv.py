@@ -5,17 +5,23 @@ The official ``Generator`` is described by its constructor kwargs and its (resol
 (``synthesis.motion_encoder.*``) and the synthesis network (``synthesis.*``). vgz splits these into
 three components with the same parameter names, except the 4x4 input, which StyleGAN-V stores as
 ``b4.input.input.const [1, C, 4, 4]`` and vgz as ``b4.const [C, 4, 4]``.
+
+The official ``Discriminator`` (also kwargs + ``cfg``) maps onto
+:class:`~vgz.discriminators.styleganv.StyleGANVDiscriminator`, whose parameter names are the official ones.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from vgz.configs import ConfigError
 from vgz.conversion.stylegan2_ada import ConversionError, _take, split_state
+from vgz.conversion.stylegan2_ada import discriminator_config as _stylegan2_discriminator_config
+from vgz.discriminators.styleganv import StyleGANVDiscriminatorConfig
 from vgz.generators.stylegan2 import MappingConfig
 from vgz.generators.styleganv import MotionConfig, StyleGANVSynthesisConfig
 
-__all__ = ["generator_configs", "split_generator_state"]
+__all__ = ["generator_configs", "split_generator_state", "discriminator_config", "split_discriminator_state"]
 
 _SYNTHESIS_KW = {k: k for k in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture",
                                 "resample_filter", "activation", "fp16_channels_last")}
@@ -75,3 +81,46 @@ def split_generator_state(state: Mapping[str, Any]) -> tuple[dict, dict, dict]:
         raise ConversionError("StyleGAN-V generator state lacks synthesis.b4.input.input.const")
     synthesis["b4.const"] = const[0]
     return mapping, motion, synthesis
+
+
+# cfg.model.discriminator keys that src/train.py reads to build the kwargs (already reflected in them).
+_D_TRAIN_ONLY = {"source", "mbstd_group_size", "fmaps", "channel_max", "fp32"}
+_D_CFG = {"sampling", "concat_res", "num_frames_div_factor", "dummy_c", "skip_small_t_freqs"}
+
+
+def discriminator_config(init_kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> StyleGANVDiscriminatorConfig:
+    """Official ``Discriminator(**init_kwargs, cfg=cfg)`` (cfg = resolved ``cfg.model.discriminator``) -> vgz config."""
+    unknown = sorted(set(cfg) - _D_TRAIN_ONLY - _D_CFG)
+    if unknown:
+        raise ConversionError(f"StyleGAN-V Discriminator cfg: unsupported key(s) {', '.join(unknown)}; "
+                              f"vgz understands {', '.join(sorted(_D_CFG | _D_TRAIN_ONLY))}")
+    if _get(cfg, "source", "networks") != "networks":
+        raise ConversionError("only the StyleGAN-V discriminator (cfg.source='networks') is supported "
+                              f"(found {_get(cfg, 'source')!r})")
+    if _get(cfg, "dummy_c", False):
+        raise ConversionError("cfg.dummy_c=True (the ablation that zeroes the labels and time embeddings) "
+                              "is not supported")
+    top = {k: v for k, v in init_kwargs.items() if k != "cfg"}
+    if top.get("architecture", "resnet") == "skip":
+        raise ConversionError("architecture='skip' is not supported: its per-frame images cannot be added to "
+                              "features joined over frames (the official code fails there too)")
+    num_frames = _get(cfg, "sampling.num_frames_per_video")
+    # Without gaps (one frame) the official D builds no time encoder and reads neither key.
+    max_num_frames = _get(cfg, "sampling.max_num_frames", ... if num_frames > 1 else 1024)
+    sampling_type = _get(cfg, "sampling.type", ... if num_frames > 1 else "random")
+    try:
+        base = _stylegan2_discriminator_config(top).to_dict()  # the StyleGAN2 kwargs, checked and renamed
+        return StyleGANVDiscriminatorConfig(
+            **base, num_frames=num_frames, max_num_frames=max_num_frames,
+            # The official encoder treats every type but 'uniform' as k - 1 independent gaps.
+            sampling_type="uniform" if sampling_type == "uniform" else "random",
+            concat_res=_get(cfg, "concat_res"), num_frames_div_factor=_get(cfg, "num_frames_div_factor"),
+            skip_small_t_freqs=_get(cfg, "skip_small_t_freqs", 0),
+        )
+    except ConfigError as exc:
+        raise ConversionError(f"StyleGAN-V Discriminator settings vgz cannot represent: {exc}") from None
+
+
+def split_discriminator_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Official discriminator state dict -> vgz's (the names are the same; a copy of the mapping)."""
+    return dict(state)

@@ -1,0 +1,1 @@
+"""Video data: reading and writing video files (datasets come with the training engine)."""
