@@ -11,11 +11,12 @@ raises if anything ever executed it.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import types
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Iterator
 
 from torch import nn
 
@@ -72,7 +73,82 @@ def persistent_tree(module: nn.Module, persistence: types.ModuleType, class_name
     return Persistent(persistence, class_name or type(module).__name__, state)
 
 
+def state_tree(state: dict, persistence: types.ModuleType, class_name: str, init_kwargs: dict | None = None) -> Any:
+    """A flat official state dict (``"a.b.weight": tensor``) as a tree of persistent modules."""
+    params: dict = OrderedDict()
+    children: dict = OrderedDict()
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            children.setdefault(head, OrderedDict())[rest] = value
+        else:
+            params[key] = value
+    tree_state = {
+        "training": False, "_parameters": params, "_buffers": OrderedDict(), "_non_persistent_buffers_set": set(),
+        "_modules": OrderedDict((k, state_tree(v, persistence, k)) for k, v in children.items()),
+        "_init_args": (), "_init_kwargs": dict(init_kwargs or {}),
+    }
+    return Persistent(persistence, class_name, tree_state)
+
+
+# ----------------------------------------------------------------------------- OmegaConf records
+# OmegaConf objects pickle as plain classes (NEWOBJ + BUILD with their __dict__): containers hold
+# {_metadata, _parent, _content}, leaves {_metadata, _parent, _val}; parents link up to the root.
+
+_OC_CLASSES = {"omegaconf.dictconfig": ["DictConfig"], "omegaconf.listconfig": ["ListConfig"],
+               "omegaconf.nodes": ["AnyNode"], "omegaconf.base": ["ContainerMetadata", "Metadata"]}
+_oc_types: dict[str, type] = {}
+for _module, _names in _OC_CLASSES.items():
+    for _name in _names:
+        _oc_types[_name] = type(_name, (), {"__module__": _module, "__qualname__": _name})
+
+
+def omegaconf_tree(data: Any, parent: Any = None, key: Any = None) -> Any:
+    """Plain data (strings may hold ``${...}`` interpolations) as OmegaConf-format node objects."""
+    container = isinstance(data, (dict, list))
+    meta = _oc_types["ContainerMetadata" if container else "Metadata"]()
+    meta.__dict__.update(ref_type="typing.Any", object_type=None, optional=True, key=key, flags={})
+    node = _oc_types["DictConfig" if isinstance(data, dict) else "ListConfig" if container else "AnyNode"]()
+    node.__dict__.update(_metadata=meta, _parent=parent)
+    if isinstance(data, dict):
+        node._content = {k: omegaconf_tree(v, node, k) for k, v in data.items()}
+    elif isinstance(data, list):
+        node._content = [omegaconf_tree(v, node, i) for i, v in enumerate(data)]
+    else:
+        node._val = data
+    return node
+
+
+def omegaconf_child(node: Any, dotted: str) -> Any:
+    """The node at ``dotted`` below ``node`` (what ``cfg.model.generator`` gives in OmegaConf)."""
+    for part in dotted.split("."):
+        node = node._content[part]
+    return node
+
+
+@contextlib.contextmanager
+def _fake_omegaconf_modules() -> Iterator[None]:
+    # pickle writes classes by module + name and checks that they import; stand in for OmegaConf
+    # (installed or not) only while dumping.
+    saved = {name: sys.modules.get(name) for name in ["omegaconf", *_OC_CLASSES]}
+    try:
+        sys.modules["omegaconf"] = types.ModuleType("omegaconf")
+        for module, names in _OC_CLASSES.items():
+            sys.modules[module] = types.ModuleType(module)
+            for name in names:
+                setattr(sys.modules[module], name, _oc_types[name])
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
 def dump_snapshot(snapshot: dict, persistence_module: str = "torch_utils.persistence") -> bytes:
-    """Pickle ``snapshot`` (values may be :func:`persistent_tree` results) like the official training loop."""
+    """Pickle ``snapshot`` (values may be :func:`persistent_tree` / :func:`omegaconf_tree` results)
+    like the official training loop."""
     _install_fake_persistence_module(persistence_module)
-    return pickle.dumps(snapshot, protocol=4)
+    with _fake_omegaconf_modules():
+        return pickle.dumps(snapshot, protocol=4)
