@@ -137,8 +137,10 @@ def main() -> None:
         print("official: not timed (pass --official PATH)")
         return
     s_off = report("official:", run_official)
-    diff = (run_ours().float() - run_official().float()).abs().max().item()
-    print(f"speed ratio official/vgz: {s_off / s_ours:.2f}x   max |vgz - official|: {diff:.3g}")
+    ours, theirs = run_ours().float(), run_official().float()
+    diff = (ours - theirs).abs().max().item()
+    print(f"speed ratio official/vgz: {s_off / s_ours:.2f}x   max |vgz - official|: {diff:.3g} "
+          f"(outputs span +-{theirs.abs().max().item():.3g}; {diff / theirs.abs().max().item():.2g} relative)")
 
 
 if __name__ == "__main__":

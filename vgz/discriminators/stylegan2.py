@@ -88,8 +88,9 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
                 force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        fmt = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        use_fp16 = self.use_fp16 and not force_fp32 and (x if x is not None else img).device.type == "cuda"  # fp16 on CPUs: slow, inexact
+        dtype = torch.float16 if use_fp16 else torch.float32
+        fmt = torch.channels_last if self.channels_last and use_fp16 else torch.contiguous_format
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -195,7 +195,8 @@ class ModulatedConv2dLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, self.affine(w), down=self.down, padding=self.padding,
                              resample_filter=self.resample_filter, fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp,
+                        inplace=not torch.is_grad_enabled())
 
 
 class HyperDiscriminatorBlock(nn.Module):
@@ -222,8 +223,9 @@ class HyperDiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, force_fp32: bool = False,
                 fused_modconv: bool | None = None) -> torch.Tensor:
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        fmt = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"  # fp16 on CPUs: slow, inexact
+        dtype = torch.float16 if use_fp16 else torch.float32
+        fmt = torch.channels_last if self.channels_last and use_fp16 else torch.contiguous_format
         x = x.to(dtype=dtype, memory_format=fmt)
         if fused_modconv is None:
             # As in the generator: grouped convs for fp32 inference, scale-conv-scale otherwise.

@@ -271,7 +271,7 @@ class StyleGANVSynthesisNetwork(SynthesisNetwork):
 
     def forward(self, ws: torch.Tensor, motion_v: torch.Tensor, noise_mode: str = "random",  # type: ignore[override]
                 fused_modconv: bool | None = None, force_fp32: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, channels_last: bool | None = None) -> torch.Tensor:
         """Frames of ``B`` videos at ``T`` times each; one w per video, one time embedding per frame.
 
         The frames of a video share their styles, so every layer modulates its weights once per
@@ -284,6 +284,7 @@ class StyleGANVSynthesisNetwork(SynthesisNetwork):
         frames = super().forward(
             ws, noise_mode=noise_mode, fused_modconv=fused_modconv, force_fp32=force_fp32, generator=generator,
             extra_input=rearrange(motion_v, "b f d -> (b f) d"), frames_per_w=num_frames,
+            channels_last=channels_last,
         )
         return rearrange(frames, "(b f) c h w -> b f c h w", f=num_frames)
 

@@ -22,12 +22,13 @@ class ActivationSpec:
     func: Callable[[torch.Tensor, float], torch.Tensor]
     def_alpha: float
     def_gain: float
+    inplace: Callable[[torch.Tensor, float], torch.Tensor] | None = None  # same, overwriting its input
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {
-    "linear": ActivationSpec(lambda x, a: x, 0.0, 1.0),
-    "relu": ActivationSpec(lambda x, a: F.relu(x), 0.0, math.sqrt(2)),
-    "lrelu": ActivationSpec(lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2)),
+    "linear": ActivationSpec(lambda x, a: x, 0.0, 1.0, lambda x, a: x),
+    "relu": ActivationSpec(lambda x, a: F.relu(x), 0.0, math.sqrt(2), lambda x, a: F.relu_(x)),
+    "lrelu": ActivationSpec(lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2), lambda x, a: F.leaky_relu_(x, a)),
     "tanh": ActivationSpec(lambda x, a: torch.tanh(x), 0.0, 1.0),
     "sigmoid": ActivationSpec(lambda x, a: torch.sigmoid(x), 0.0, 1.0),
     "elu": ActivationSpec(lambda x, a: F.elu(x), 0.0, 1.0),
@@ -52,6 +53,7 @@ def bias_act(
     alpha: float | None = None,
     gain: float | None = None,
     clamp: float | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """``clamp(act(x + b) * gain)``.
 
@@ -63,10 +65,23 @@ def bias_act(
         alpha: the activation's shape parameter (leaky slope); its default when None.
         gain: output scale; the activation's default gain when None.
         clamp: clamp the output to ``[-clamp, clamp]``; no clamping when None.
+        inplace: overwrite ``x`` (a fresh conv output at inference): each step then reuses its
+            memory instead of allocating a new activation-sized tensor, several times faster on CPU.
     """
     spec = activation_spec(act)
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
+    if inplace and spec.inplace is not None:
+        if b is not None:
+            shape = [1] * x.ndim
+            shape[dim] = -1
+            x.add_(b.reshape(shape))
+        x = spec.inplace(x, alpha)
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
+        return x
     if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1

@@ -116,8 +116,12 @@ def upfirdn2d(
         x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
         x = x.reshape(n, c, h * upy, w * upx)
 
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    # Symmetric zero padding is left to the convolution (no padded copy of x); the rest pads or crops.
+    conv_pad = (max(min(py0, py1), 0), max(min(px0, px1), 0))
+    px0, px1, py0, py1 = px0 - conv_pad[1], px1 - conv_pad[1], py0 - conv_pad[0], py1 - conv_pad[0]
+    if px0 or px1 or py0 or py1:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
@@ -129,9 +133,9 @@ def upfirdn2d(
     # Striding the convolution equals filtering everything and keeping every `down`-th pixel.
     if f.ndim == 2:
         weight = f[None, None].expand(c, 1, *f.shape)
-        return F.conv2d(x, weight, stride=(downy, downx), groups=c)
-    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, -1), stride=(1, downx), groups=c)
-    return F.conv2d(x, f[None, None, :, None].expand(c, 1, -1, 1), stride=(downy, 1), groups=c)
+        return F.conv2d(x, weight, stride=(downy, downx), padding=conv_pad, groups=c)
+    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, -1), stride=(1, downx), padding=(0, conv_pad[1]), groups=c)
+    return F.conv2d(x, f[None, None, :, None].expand(c, 1, -1, 1), stride=(downy, 1), padding=(conv_pad[0], 0), groups=c)
 
 
 def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding: Padding = 0,
