@@ -185,3 +185,13 @@ def test_generate_errors(tiny_pipeline, tmp_path):
     out = run_vgz("generate", str(folder), "--grid", "--out", str(tmp_path / "{seed}.mp4"))
     assert out.returncode == 1 and "--grid writes one video" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_info_on_a_pipeline(tiny_pipeline):
+    _, folder = tiny_pipeline
+    out = run_vgz("info", str(folder))
+    assert out.returncode == 0, out.stderr
+    assert "pipeline 'styleganv'" in out.stdout and "motion: motion 'styleganv'" in out.stdout
+    data = json.loads(run_vgz("info", str(folder), "--json").stdout)
+    assert data["pipeline"] == "styleganv" and set(data["components"]) == {"mapping", "motion", "synthesis"}
+    assert data["components"]["synthesis"]["weights"][0]["num_parameters"] > 0

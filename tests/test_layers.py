@@ -115,6 +115,17 @@ def test_bias_act_formula():
         bias_act(x, act="gelu")
 
 
+@pytest.mark.parametrize("act", ["linear", "relu", "lrelu", "tanh"])
+def test_bias_act_in_place_equals_out_of_place(act):
+    x, b = torch.randn(2, 3, 4, 4), torch.randn(3)
+    ref = bias_act(x, b, act=act, gain=1.3, clamp=0.7)
+    y = x.clone()
+    out = bias_act(y, b, act=act, gain=1.3, clamp=0.7, inplace=True)
+    assert torch.equal(out, ref)
+    if act != "tanh":  # activations with an in-place form overwrite their input
+        assert out.data_ptr() == y.data_ptr()
+
+
 def test_equalized_lr_layers_keep_unit_variance():
     torch.manual_seed(0)
     fc = FullyConnectedLayer(512, 512, activation="linear")

@@ -81,12 +81,14 @@ def info_cmd(
     revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a saved model's kind, config, parameter count and size, without building it."""
+    """Show a saved component's or pipeline's kinds, configs, parameter counts and sizes, without building it."""
     from vgz.hub import ModelNotFoundError, resolve_folder
     from vgz.modeling import read_component_config
 
     try:
         folder = resolve_folder(model, revision=revision)
+        if (folder / "model_index.json").is_file():
+            return _pipeline_info(folder, as_json)
         kind, name, config = read_component_config(folder)
     except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -103,6 +105,28 @@ def info_cmd(
     typer.echo("config:")
     for key, value in config.items():
         typer.echo(f"  {key}: {json.dumps(value)}")
+
+
+def _pipeline_info(folder: Path, as_json: bool) -> None:
+    from vgz.modeling import read_component_config
+
+    index = json.loads((folder / "model_index.json").read_text())
+    components = {}
+    for attr in index.get("components", {}):
+        kind, name, config = read_component_config(folder / attr)
+        names = _parameter_names(kind, name, config)
+        weights = [_weights_summary(p, names) for p in sorted((folder / attr).glob("model*.safetensors"))]
+        components[attr] = {"kind": kind, "name": name, "config": config, "weights": weights}
+    result = {"path": str(folder), "pipeline": index.get("_vgz_pipeline"), "config": index.get("config", {}),
+              "components": components}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"pipeline {result['pipeline']!r} in {folder}; config {json.dumps(result['config'])}")
+    for attr, comp in components.items():
+        sizes = ", ".join(f"{w['file']}: {w['num_parameters']:,} parameters, {w['bytes'] / 2**20:.2f} MiB"
+                          for w in comp["weights"])
+        typer.echo(f"  {attr}: {comp['kind']} {comp['name']!r} ({sizes})")
 
 
 def _parameter_names(kind: str, name: str, config: dict) -> set[str] | None:
