@@ -38,6 +38,7 @@ _LAZY = {
     "export_video": "vgz.data.video",
     "read_video": "vgz.data.video",
     "tile_videos": "vgz.data.video",
+    "VideoWriter": "vgz.data.video",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -58,7 +59,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from vgz.configs import ComponentConfig, ConfigError, config_field
-    from vgz.data.video import export_video, read_video, tile_videos
+    from vgz.data.video import VideoWriter, export_video, read_video, tile_videos
     from vgz.modeling import ModelMixin, WeightsError, load_component
     from vgz.pipelines import StyleGANVPipeline, VideoPipeline, VideoPipelineOutput
     from vgz.registry import (
