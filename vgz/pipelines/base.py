@@ -14,6 +14,7 @@ registered code. ``VideoPipeline.from_pretrained`` finds the pipeline class thro
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ class VideoPipeline:
     @property
     def device(self) -> torch.device:
         for module in self.components.values():
-            for tensor in (*module.parameters(), *module.buffers()):
+            for tensor in itertools.chain(module.parameters(), module.buffers()):
                 return tensor.device
         return torch.device("cpu")
 
