@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import vgz
-from vgz.discriminators.stylegan2 import Discriminator
 from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_stylegan2_tiny.safetensors"

@@ -102,10 +102,7 @@ class ModelMixin(nn.Module):
     @classmethod
     def registry_key(cls) -> tuple[str, str]:
         """``(kind, name)`` this class is registered under."""
-        names = cls.__dict__.get("_registry_names") or []
-        if not names:
-            raise TypeError(f"{cls.__name__} is not registered; decorate it with @vgz.register(kind, name)")
-        return names[0]
+        return registry.registry_key(cls)
 
     @property
     def num_parameters(self) -> int:

@@ -31,7 +31,7 @@ import importlib
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -42,6 +42,7 @@ __all__ = [
     "DuplicateComponentError",
     "register",
     "register_kind",
+    "registry_key",
     "get",
     "create",
     "list_components",
@@ -138,6 +139,14 @@ def register_kind(kind: str, description: str = "") -> None:
     if not kind or not kind.replace("_", "").isalnum():
         raise ValueError(f"kind must be a non-empty identifier, got {kind!r}")
     _KINDS.setdefault(kind, description)
+
+
+def registry_key(cls: type) -> tuple[str, str]:
+    """``(kind, name)`` that ``cls`` itself was registered under (first one if several)."""
+    names = cls.__dict__.get("_registry_names") or []
+    if not names:
+        raise TypeError(f"{cls.__name__} is not registered; decorate it with @vgz.register(kind, name)")
+    return names[0]
 
 
 def list_kinds() -> dict[str, str]:

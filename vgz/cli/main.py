@@ -173,17 +173,14 @@ app.add_typer(convert_app, name="convert")
 
 def _convert(kind: str, snapshot: Path, out: Path, discriminator: bool, overwrite: bool) -> None:
     from vgz.conversion import snapshots
-    from vgz.conversion.pickles import PickleFormatError, UnsafePickleError
-    from vgz.conversion.stylegan2_ada import ConversionError
-    from vgz.modeling import WeightsError
+    from vgz.conversion.pickles import UnsafePickleError
 
     convert = snapshots.convert_styleganv if kind == "styleganv" else snapshots.convert_stylegan2_ada
     try:
         folder = convert(snapshot, out, discriminator=discriminator, overwrite=overwrite)
     except UnsafePickleError as exc:
         _fail(f"refused: {exc}")
-    except (PickleFormatError, ConversionError, WeightsError, FileExistsError, FileNotFoundError,
-            IsADirectoryError, PermissionError, ValueError) as exc:
+    except (ValueError, OSError) as exc:  # bad formats, configs and weights; missing or existing paths
         _fail(str(exc))
     parts = sorted(p.name for p in folder.iterdir() if p.is_dir())
     typer.echo(f"converted {snapshot} -> {folder} ({', '.join(parts)})")

@@ -33,8 +33,8 @@ def read_snapshot(path: str | os.PathLike) -> dict[str, Any]:
     return snapshot
 
 
-def _network(snapshot: dict, key: str, path: Any, class_name: str) -> tuple[PersistentObject, dict, dict]:
-    """``(record, plain constructor kwargs, state dict)`` of ``snapshot[key]``."""
+def _network(snapshot: dict, key: str, path: Any, class_name: str) -> tuple[dict, dict]:
+    """``(plain constructor kwargs, state dict)`` of ``snapshot[key]``."""
     net = snapshot.get(key)
     if not isinstance(net, PersistentObject):
         raise ConversionError(f"{path} holds no network {key!r} (it has {', '.join(sorted(map(str, snapshot)))})")
@@ -46,7 +46,7 @@ def _network(snapshot: dict, key: str, path: Any, class_name: str) -> tuple[Pers
         kwargs = omegaconf_to_plain(net.init_kwargs)
     except OmegaConfRecordError as exc:
         raise ConversionError(f"{path}: the config of {key} cannot be read: {exc}") from None
-    return net, kwargs, module_state_dict(net)
+    return kwargs, module_state_dict(net)
 
 
 def _is_styleganv(kwargs: dict) -> bool:
@@ -73,7 +73,7 @@ def convert_styleganv(path: str | os.PathLike, out_dir: str | os.PathLike, *, di
     from vgz.pipelines.styleganv import StyleGANVPipeline, StyleGANVPipelineConfig
 
     snapshot = read_snapshot(path)
-    _, kwargs, state = _network(snapshot, "G_ema", path, "Generator")
+    kwargs, state = _network(snapshot, "G_ema", path, "Generator")
     if not _is_styleganv(kwargs):
         raise ConversionError(f"{path} is not a StyleGAN-V snapshot (its Generator takes no cfg); "
                               "for StyleGAN2-ADA image generators use `vgz convert stylegan2-ada`")
@@ -84,13 +84,13 @@ def convert_styleganv(path: str | os.PathLike, out_dir: str | os.PathLike, *, di
     for net, sd in zip(parts.values(), split_generator_state(state)):
         net.load_weights(sd, source=f"{path} (G_ema)")
     if discriminator:
-        _, d_kwargs, d_state = _network(snapshot, "D", path, "Discriminator")
+        d_kwargs, d_state = _network(snapshot, "D", path, "Discriminator")
         disc = StyleGANVDiscriminator(discriminator_config({k: v for k, v in d_kwargs.items() if k != "cfg"},
                                                            d_kwargs.get("cfg") or {}))
         disc.load_weights(split_discriminator_state(d_state), source=f"{path} (D)")
         parts["discriminator"] = disc
-    fps = cfg.get("sampling", {}).get("fps") or cfg.get("dataset", {}).get("fps") or 25
-    pipe = StyleGANVPipeline(StyleGANVPipelineConfig(fps=float(fps)), **parts)  # type: ignore[arg-type]
+    fps = float(cfg.get("sampling", {}).get("fps") or 25)  # the dataset's rate; StyleGAN-V's default is 25
+    pipe = StyleGANVPipeline(StyleGANVPipelineConfig(fps=fps), **parts)  # type: ignore[arg-type]
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         pipe.save_pretrained(tmp)
     return Path(out_dir)
@@ -105,7 +105,7 @@ def convert_stylegan2_ada(path: str | os.PathLike, out_dir: str | os.PathLike, *
     from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
 
     snapshot = read_snapshot(path)
-    _, kwargs, state = _network(snapshot, "G_ema", path, "Generator")
+    kwargs, state = _network(snapshot, "G_ema", path, "Generator")
     if _is_styleganv(kwargs):
         raise ConversionError(f"{path} is a StyleGAN-V snapshot (its Generator takes a cfg); "
                               "use `vgz convert styleganv`")
@@ -114,7 +114,7 @@ def convert_stylegan2_ada(path: str | os.PathLike, out_dir: str | os.PathLike, *
     for name, net in parts.items():
         net.load_weights(split_state(state, name), source=f"{path} (G_ema.{name})")
     if discriminator:
-        _, d_kwargs, d_state = _network(snapshot, "D", path, "Discriminator")
+        d_kwargs, d_state = _network(snapshot, "D", path, "Discriminator")
         parts["discriminator"] = Discriminator(discriminator_config(d_kwargs))
         parts["discriminator"].load_weights(d_state, source=f"{path} (D)")
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:

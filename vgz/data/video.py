@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -206,7 +206,7 @@ def export_video(frames: Any, path: str | os.PathLike, fps: float = 25, *, lossl
     return Path(path)
 
 
-def read_video(path: str | os.PathLike, *, frames: Sequence[int] | Iterable[int] | None = None
+def read_video(path: str | os.PathLike, *, frames: Iterable[int] | None = None
                ) -> tuple[torch.Tensor, float]:
     """Decode a video: ``(uint8 frames [T, C, H, W], fps)``; ``frames`` picks frame indices."""
     import av

@@ -16,7 +16,7 @@ from torch import nn
 
 from vgz.configs import Activation, ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, channels_per_resolution
-from vgz.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, downsample2d, setup_filter
+from vgz.layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, block_dtype, downsample2d, setup_filter
 from vgz.modeling import ModelMixin
 from vgz.registry import register
 
@@ -88,9 +88,8 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None,
                 force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        use_fp16 = self.use_fp16 and not force_fp32 and (x if x is not None else img).device.type == "cuda"  # fp16 on CPUs: slow, inexact
-        dtype = torch.float16 if use_fp16 else torch.float32
-        fmt = torch.channels_last if self.channels_last and use_fp16 else torch.contiguous_format
+        dtype = block_dtype(self.use_fp16, force_fp32, (x if x is not None else img).device)
+        fmt = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -42,8 +42,8 @@ from torch import nn
 from vgz.configs import Activation, ComponentConfig, config_field
 from vgz.discriminators.stylegan2 import DiscriminatorBlock, DiscriminatorEpilogue
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, channels_per_resolution
-from vgz.layers import (Conv2dLayer, FourierFeatures, FullyConnectedLayer, MinibatchStdLayer, modulated_conv2d,
-                        setup_filter)
+from vgz.layers import (Conv2dLayer, FourierFeatures, FullyConnectedLayer, MinibatchStdLayer, block_dtype,
+                        modulated_conv2d, setup_filter)
 from vgz.layers.bias_act import activation_spec, bias_act
 from vgz.modeling import ModelMixin
 from vgz.registry import register
@@ -223,9 +223,8 @@ class HyperDiscriminatorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, force_fp32: bool = False,
                 fused_modconv: bool | None = None) -> torch.Tensor:
-        use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"  # fp16 on CPUs: slow, inexact
-        dtype = torch.float16 if use_fp16 else torch.float32
-        fmt = torch.channels_last if self.channels_last and use_fp16 else torch.contiguous_format
+        dtype = block_dtype(self.use_fp16, force_fp32, x.device)
+        fmt = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         x = x.to(dtype=dtype, memory_format=fmt)
         if fused_modconv is None:
             # As in the generator: grouped convs for fp32 inference, scale-conv-scale otherwise.

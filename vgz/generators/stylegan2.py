@@ -20,6 +20,7 @@ from torch import nn
 from vgz.configs import Activation, ComponentConfig, config_field
 from vgz.layers import (
     Conv2dLayer,
+    block_dtype,
     NOISE_MODES,
     FullyConnectedLayer,
     modulated_conv2d,
@@ -302,10 +303,9 @@ class SynthesisBlock(nn.Module):
         in channels-last memory format whatever the config says.
         """
         w_iter = iter(ws.unbind(dim=1))
-        # Half precision only where it pays: on CPUs it is slow and inexact, so fp16 blocks run in fp32.
-        use_fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
-        dtype = torch.float16 if use_fp16 else torch.float32
-        fmt = torch.channels_last if channels_last or (self.channels_last and use_fp16) else torch.contiguous_format
+        dtype = block_dtype(self.use_fp16, force_fp32, ws.device)
+        fp16 = dtype == torch.float16
+        fmt = torch.channels_last if channels_last or (self.channels_last and fp16) else torch.contiguous_format
         if fused_modconv is None:
             # Fused grouped convs are fastest for inference; unfused for training and fp16 batches.
             fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)

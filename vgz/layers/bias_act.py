@@ -71,11 +71,13 @@ def bias_act(
     spec = activation_spec(act)
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        b = b.reshape(shape)
     if inplace and spec.inplace is not None:
         if b is not None:
-            shape = [1] * x.ndim
-            shape[dim] = -1
-            x.add_(b.reshape(shape))
+            x.add_(b)
         x = spec.inplace(x, alpha)
         if gain != 1:
             x.mul_(gain)
@@ -83,9 +85,7 @@ def bias_act(
             x.clamp_(-clamp, clamp)
         return x
     if b is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
-        x = x + b.reshape(shape)
+        x = x + b
     x = spec.func(x, alpha)
     if gain != 1:
         x = x * gain

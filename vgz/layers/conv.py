@@ -18,7 +18,13 @@ from torch import nn
 from vgz.layers.bias_act import activation_spec, bias_act
 from vgz.layers.upfirdn2d import Padding, filter_size, parse_padding, setup_filter, upfirdn2d
 
-__all__ = ["conv2d_resample", "FullyConnectedLayer", "Conv2dLayer", "Conv1dLayer"]
+__all__ = ["conv2d_resample", "block_dtype", "FullyConnectedLayer", "Conv2dLayer", "Conv1dLayer"]
+
+
+def block_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torch.dtype:
+    """The dtype a StyleGAN block with ``use_fp16`` runs in: float16 only on GPUs, where it pays;
+    on CPUs half precision is slow and inexact, so those blocks run in float32 there."""
+    return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: Sequence[int] | int = 0,

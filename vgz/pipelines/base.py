@@ -94,10 +94,7 @@ def as_generators(generator: Any, num_videos: int, device: torch.device | str = 
     if isinstance(generator, Sequence) and not isinstance(generator, str):
         if len(generator) != num_videos:
             raise ValueError(f"got {len(generator)} generators/seeds for {num_videos} videos")
-        out = []
-        for g in generator:
-            out.extend(as_generators(g, 1, device) if not isinstance(g, torch.Generator) else [g])
-        return out
+        return [g for item in generator for g in as_generators(item, 1, device)]
     raise TypeError(f"generator must be a torch.Generator, an int seed or a list of them, got {type(generator).__name__}")
 
 
@@ -160,10 +157,8 @@ class VideoPipeline:
 
     @classmethod
     def registry_key(cls) -> tuple[str, str]:
-        names = cls.__dict__.get("_registry_names") or []
-        if not names:
-            raise TypeError(f"{cls.__name__} is not registered; decorate it with @vgz.register('pipeline', name)")
-        return names[0]
+        """``("pipeline", name)`` this class is registered under."""
+        return registry.registry_key(cls)
 
     def __repr__(self) -> str:
         parts = [f"  {n}: {m.registry_key()[1]} {type(m).__name__} ({m.num_parameters:,} parameters)"
