@@ -1,0 +1,41 @@
+"""Training: recipes (what to train), the Accelerate trainer (how), ADA augmentation and GAN losses.
+
+    from vgz.training import build_trainer
+    trainer = build_trainer("styleganv", preset="tiny", data="synthetic:shapes", outdir="runs/demo")
+    trainer.train()
+
+The same from the shell: ``vgz train --recipe styleganv --data synthetic:shapes --preset tiny``.
+Imports are lazy: ``import vgz.training`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Trainer": "vgz.training.trainer",
+    "RunConfig": "vgz.training.trainer",
+    "TrainingDiverged": "vgz.training.trainer",
+    "RunFolderError": "vgz.training.trainer",
+    "build_trainer": "vgz.training.trainer",
+    "latest_checkpoint": "vgz.training.trainer",
+    "Recipe": "vgz.training.recipes",
+    "RecipeConfig": "vgz.training.recipes",
+    "Phase": "vgz.training.recipes",
+    "AugmentPipe": "vgz.training.augment",
+    "AugmentConfig": "vgz.training.augment",
+    "StyleGAN2Loss": "vgz.training.losses",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vgz.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
