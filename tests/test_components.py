@@ -12,8 +12,10 @@ import vgz
 from vgz import registry
 from vgz.modeling import ModelMixin
 
-# Pipelines combine components and have their own tests (tests/test_pipelines.py).
-ENTRIES = [e for e in registry.list_components() if e.source == "vgz" and e.kind != "pipeline"]
+# Pipelines, recipes and datasets are not networks; they have their own tests (test_pipelines, test_training,
+# test_datasets).
+NETWORK_KINDS = ("mapping", "synthesis", "motion", "discriminator", "encoder")
+ENTRIES = [e for e in registry.list_components() if e.source == "vgz" and e.kind in NETWORK_KINDS]
 IDS = [f"{e.kind}/{e.name}" for e in ENTRIES]
 
 

@@ -18,3 +18,22 @@ def test_readme_pipeline_example_runs(tmp_path, monkeypatch):
     assert {"grid.mp4", "hour.mp4", "my-pipeline"} <= {p.name for p in tmp_path.iterdir()}
     frames, fps = vgz.read_video(tmp_path / "hour.mp4")
     assert frames.shape == (300, 3, 16, 16) and fps == 25
+
+
+def test_readme_training_example_runs(tmp_path, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    block = README.read_text().split("## Training", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "build_trainer" in block
+    monkeypatch.chdir(tmp_path)
+    # One small step instead of 200 (the CLI tests train further).
+    block = block.replace('"steps": 200', '"steps": 1, "num_workers": 0, "progress": False, "sample_frames": 2')
+    block = block.replace('"r1_gamma": 0.1', '"r1_gamma": 0.1, "batch_size": 4, "mbstd_group_size": 2')
+    block = block.replace('"synthetic:shapes"', '"synthetic:shapes?num_videos=8&num_frames=40"')
+    AcceleratorState._reset_state(reset_partial_state=True)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    assert namespace["trainer"].step == 1
+    assert type(namespace["pipe"]).__name__ == "StyleGANVPipeline"
+    assert (tmp_path / "runs" / "shapes" / "pipeline" / "model_index.json").is_file()

@@ -61,6 +61,8 @@ _KINDS: dict[str, str] = {
     "discriminator": "images or clips -> realness logits",
     "encoder": "images or frames -> latents (GAN inversion)",
     "pipeline": "components combined into a ready-to-call video generator",
+    "dataset": "video datasets: clips of real or synthetic videos for training and evaluation",
+    "recipe": "training recipes: components, losses and hyper-parameters for the trainer",
 }
 
 #: vgz's own modules that register components. Imported on first lookup (not at `import vgz`),
@@ -71,6 +73,9 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.discriminators.stylegan2",
     "vgz.discriminators.styleganv",
     "vgz.pipelines.styleganv",
+    "vgz.pipelines.stylegan2",
+    "vgz.data.datasets",
+    "vgz.training.recipes",
 )
 
 T = TypeVar("T")

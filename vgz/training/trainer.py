@@ -1,0 +1,560 @@
+"""The GAN trainer: Accelerate, lazy regularization, EMA, ADA, mixed precision, resumable runs.
+
+    trainer = build_trainer(recipe="styleganv", preset="tiny", data="synthetic:shapes", outdir="runs/demo")
+    trainer.train()
+
+One step runs every phase of the recipe's schedule that is due (G main, G reg every
+``g_reg_interval`` steps, D main, D reg every ``d_reg_interval``), each over ``batch_size`` clips
+split into rounds of ``batch_gpu`` per process (gradient accumulation), then updates the EMA
+generator and, every ``ada_interval`` steps, the augmentation probability. It runs unchanged on
+one CPU, one GPU, or many processes launched with ``accelerate launch`` (DDP; on CPU with gloo).
+
+A run folder holds::
+
+    config.json          the resolved recipe, run and data settings
+    checkpoints/step-N/  Accelerate state (models, optimizers, scaler, RNG per process), EMA
+                         generator (safetensors), trainer state (step, kimg, ADA p, RNGs) (JSON)
+    pipeline/            the EMA generator as a pipeline folder (VideoPipeline.from_pretrained)
+    samples/             sample videos of fixed seeds
+    logs/                TensorBoard scalars; stats.jsonl the same as JSON lines
+
+Checkpoints are written under a temporary name and renamed; ``resume=True`` continues from the
+latest with the same step, optimizer, data position and RNG state. SIGINT/SIGTERM save one and
+stop; a non-finite loss stops the run with :class:`TrainingDiverged`, keeping the last good one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+
+from vgz import registry
+from vgz._version import __version__
+from vgz.configs import ComponentConfig, config_field
+from vgz.training.losses import PhaseContext
+from vgz.training.recipes import Recipe, copy_generator
+from vgz.utils import atomic_dir, atomic_write_text
+
+__all__ = ["RunConfig", "Trainer", "TrainingDiverged", "RunFolderError", "build_trainer", "latest_checkpoint"]
+
+CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "config.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped without saving over good checkpoints."""
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (exists without --resume, config mismatch...)."""
+
+
+@dataclass
+class RunConfig(ComponentConfig):
+    """How a run is carried out (not what is trained: that is the recipe's config)."""
+
+    steps: Optional[int] = config_field(None, min=0, help="training steps; None = the recipe's total_kimg")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    seed: int = config_field(0, min=0)
+    num_workers: int = config_field(2, min=0, help="data-loader worker processes per training process")
+    checkpoint_every: int = config_field(1000, min=1, help="steps between checkpoints")
+    keep_checkpoints: int = config_field(2, min=1, help="newest checkpoints kept")
+    sample_every: int = config_field(1000, min=1, help="steps between sample videos")
+    sample_seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    sample_frames: int = config_field(32, min=1, help="frames of each sample video")
+    log_every: int = config_field(20, min=1, help="steps between log lines")
+    find_unused_parameters: bool = config_field(False, help="DDP: allow parameters without gradients")
+    cpu: bool = config_field(False, help="train on the CPU even when a GPU is present")
+    progress: bool = config_field(True, help="show a progress bar")
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of a run (None when there is none)."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return None
+    done = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
+                  and (p / "trainer_state.json").is_file())
+    return done[-1] if done else None
+
+
+def _encode_bytes(t: torch.Tensor) -> str:
+    return base64.b64encode(t.numpy().tobytes()).decode()
+
+
+def _decode_bytes(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+class Trainer:
+    """Trains a recipe's G and D on a dataset; see the module docstring.
+
+    Args:
+        recipe: a :class:`~vgz.training.recipes.Recipe`.
+        dataset: a :class:`~vgz.data.datasets.VideoDataset` sampling the recipe's clips.
+        outdir: the run folder.
+        run: the :class:`RunConfig`.
+        resume: continue from the latest checkpoint in ``outdir`` (start afresh if there is none).
+    """
+
+    def __init__(self, recipe: Recipe, dataset: Any, outdir: str | Path, run: RunConfig | None = None, *,
+                 resume: bool = False):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.recipe, self.dataset, self.run = recipe, dataset, run or RunConfig()
+        self.outdir = Path(outdir)
+        cfg = recipe.config
+        use_cpu = self.run.cpu or not torch.cuda.is_available()
+        if self.run.mixed_precision == "fp16" and use_cpu:
+            raise ValueError("mixed_precision='fp16' needs a GPU (loss scaling is CUDA-only here); "
+                             "use 'bf16' or 'no' on a CPU")
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=self.run.find_unused_parameters,
+                                            broadcast_buffers=False)
+        self.accelerator = acc = Accelerator(mixed_precision=self.run.mixed_precision, cpu=use_cpu,
+                                             kwargs_handlers=[ddp])
+        self.device = acc.device
+        world, rank = acc.num_processes, acc.process_index
+        self.batch_gpu = cfg.batch_gpu or cfg.batch_size // world
+        if cfg.batch_size % (world * self.batch_gpu) or self.batch_gpu < 1:
+            raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of processes ({world}) x "
+                             f"batch_gpu ({self.batch_gpu})")
+        self.rounds = cfg.batch_size // (world * self.batch_gpu)
+        frames_per_step = cfg.batch_size * cfg.num_frames
+        self.total_steps = (self.run.steps if self.run.steps is not None
+                            else math.ceil(cfg.total_kimg * 1000 / frames_per_step))
+
+        # Seeds differ per process (as the official loop), so ranks draw different latents and augmentations.
+        torch.manual_seed(self.run.seed * world + rank)
+        self.np_rng = np.random.default_rng([self.run.seed, rank])
+        self.z_gen = torch.Generator().manual_seed(self.run.seed * world + rank + 2**31)
+
+        G, D = recipe.build(img_channels=dataset.num_channels, c_dim=dataset.label_dim)
+        self.G_ema = copy_generator(G).to(self.device)
+        self.augment_pipe = None
+        if cfg.augment != "noaug":
+            from vgz.training.augment import AugmentConfig, AugmentPipe
+
+            self.augment_pipe = AugmentPipe(AugmentConfig.from_preset(cfg.augpipe)).to(self.device)
+            self.augment_pipe.p.fill_(cfg.augment_p)
+        opt_G, opt_D = recipe.optimizer("G", G.parameters()), recipe.optimizer("D", D.parameters())
+        self.G, self.D, self.opt_G, self.opt_D = acc.prepare(G, D, opt_G, opt_D)
+        for net in (self.G, self.D):
+            acc.unwrap_model(net).requires_grad_(False)
+        self.phases = recipe.phases()
+
+        self.step, self.nimg = 0, 0
+        self._ada_signs = torch.zeros(2, device=self.device)  # sum of sign(D(real)), count
+        self._stats: dict[str, list[torch.Tensor]] = {}
+        self._stop_signal: int | None = None
+        self._data_wait = 0.0  # seconds spent waiting for clips since the last log
+        self._nonfinite_streak = 0
+        self._writer: Any = None
+        self.last_checkpoint: Path | None = None
+        if resume:
+            ckpt = latest_checkpoint(self.outdir)
+            if ckpt is not None:
+                self.load_checkpoint(ckpt)
+            elif acc.is_main_process:
+                print(f"--resume: {self.outdir} has no checkpoint yet; starting from step 0")
+        self._open_data()
+
+    # ----------------------------------------------------------------------------- data
+
+    def _open_data(self) -> None:
+        from vgz.data.datasets import make_dataloader
+        from vgz.data.sampling import InfiniteClipSampler
+
+        acc = self.accelerator
+        # The data position is a pure function of the step: resuming skips what was consumed.
+        consumed = self.step * self.rounds * self.batch_gpu
+        sampler = InfiniteClipSampler(len(self.dataset), rank=acc.process_index, world_size=acc.num_processes,
+                                      seed=self.run.seed, start=consumed)
+        loader = make_dataloader(self.dataset, batch_size=self.batch_gpu, sampler=sampler,
+                                 num_workers=self.run.num_workers, pin_memory=self.device.type == "cuda")
+        # Starting the loader draws a worker seed from the global RNG; the draw must not shift the
+        # training RNG, or a resumed run would differ from an uninterrupted one.
+        with torch.random.fork_rng(devices=[]):
+            self._batches = iter(loader)
+
+    def _real_batch(self) -> dict[str, torch.Tensor]:
+        start = time.perf_counter()
+        batch = next(self._batches)
+        self._data_wait += time.perf_counter() - start  # > 0 on a steady run: the loader is the bottleneck
+        frames = batch["frames"].to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
+        return {"frames": frames, "c": batch["label"].to(self.device).float(), "t": batch["times"].to(self.device)}
+
+    def _gen_inputs(self, n: int) -> dict[str, torch.Tensor]:
+        """Latents, labels and frame times of ``n`` generated clips (labels and lengths of random videos)."""
+        from vgz.data.sampling import sample_frame_indices
+
+        ds, cfg = self.dataset, self.recipe.config
+        idx = self.np_rng.integers(len(ds), size=n)
+        c = np.stack([ds.get_label(int(i)) for i in idx]).astype(np.float32).reshape(n, -1)
+        sampling = self.recipe.sampling()
+        t = np.stack([sample_frame_indices(min(ds.get_video_len(int(i)), cfg.max_num_frames), sampling, self.np_rng,
+                                           fractional=self.recipe.fractional_t) for i in idx])
+        z = torch.randn([n, cfg.z_dim], generator=self.z_gen)
+        return {"z": z.to(self.device), "c": torch.from_numpy(c).to(self.device),
+                "t": torch.from_numpy(t).to(self.device)}
+
+    # ----------------------------------------------------------------------------- one step
+
+    def _grad(self, output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """d output / d inputs with a graph; under fp16 loss scaling the scale is applied then removed,
+        so small gradients do not underflow and penalties see true values."""
+        scaler = self.accelerator.scaler
+        scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+        (grads,) = torch.autograd.grad(output * scale, inputs, create_graph=True)
+        return grads / scale if scale != 1.0 else grads
+
+    def _augment(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.augment_pipe(frames) if self.augment_pipe is not None else frames
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration: every due phase, the EMA update and the ADA adjustment.
+
+        Returns the phase losses of this step on this process (floats).
+        """
+        acc, cfg = self.accelerator, self.recipe.config
+        real = [self._real_batch() for _ in range(self.rounds)]
+        G_plain, D_plain = acc.unwrap_model(self.G), acc.unwrap_model(self.D)
+        losses: dict[str, float] = {}
+        for phase in self.phases:
+            if self.step % phase.interval:
+                continue
+            net, opt = (self.G, self.opt_G) if phase.network == "G" else (self.D, self.opt_D)
+            plain = G_plain if phase.network == "G" else D_plain
+            opt.zero_grad(set_to_none=True)
+            plain.requires_grad_(True)
+            total = torch.zeros([], device=self.device)
+            for r in range(self.rounds):
+                ctx = PhaseContext(G=self.G if phase.network == "G" else G_plain,
+                                   D=self.D if phase.network == "D" else D_plain,
+                                   augment=self._augment, real=real[r], gen=self._gen_inputs(self.batch_gpu),
+                                   grad=self._grad, stats=self._stats)
+                # Gradients are all-reduced once, on the last round.
+                with (acc.no_sync(net) if r < self.rounds - 1 else nullcontext()), acc.autocast():
+                    # Lazy regularization: a penalty every `interval` steps weighs `interval` times.
+                    loss = phase.loss(ctx) * (phase.interval / self.rounds)
+                acc.backward(loss)
+                total += loss.detach()
+            plain.requires_grad_(False)
+            if acc.scaler is None:  # with loss scaling, non-finite gradients make the scaler skip the step
+                for p in plain.parameters():
+                    if p.grad is not None:
+                        torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+            opt.step()
+            losses[phase.name] = total
+        self._update_ema()
+        self.nimg += cfg.batch_size * cfg.num_frames
+        self.step += 1
+        self._update_ada()
+        return {k: float(v) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        cfg = self.recipe.config
+        ema_nimg = cfg.ema_kimg_value() * 1000
+        if cfg.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, self.nimg * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch_size / max(ema_nimg, 1e-8))
+        G = self.accelerator.unwrap_model(self.G)
+        for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+    def _update_ada(self) -> None:
+        cfg = self.recipe.config
+        if "signs/real" in self._stats:
+            signs = torch.cat(self._stats.pop("signs/real"))
+            self._ada_signs += torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)])
+        if cfg.augment != "ada" or self.augment_pipe is None or self.step % cfg.ada_interval:
+            return
+        total = self.accelerator.reduce(self._ada_signs.clone(), reduction="sum")
+        self._ada_signs.zero_()
+        if total[1] > 0:
+            adjust = torch.sign(total[0] / total[1] - cfg.ada_target) * (cfg.batch_size * cfg.ada_interval) / (
+                cfg.ada_kimg * 1000)
+            self.augment_pipe.p.copy_((self.augment_pipe.p + adjust).clamp(min=0))
+
+    # ----------------------------------------------------------------------------- the loop
+
+    def train(self) -> str:
+        """Train until ``total_steps``; returns ``"done"`` or ``"interrupted"`` (a signal: saved, stopped).
+
+        Raises:
+            TrainingDiverged: a loss became non-finite (nothing is saved over good checkpoints).
+        """
+        acc, run = self.accelerator, self.run
+        main = acc.is_main_process
+        if main:
+            self._open_logs()
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: no graceful stop on signals
+                pass
+        bar = None
+        if main and run.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        status = "done"
+        try:
+            tick = time.perf_counter()
+            while self.step < self.total_steps:
+                losses = self.train_step()
+                nonfinite = float(any(not math.isfinite(v) for v in losses.values()))
+                flags = acc.reduce(torch.tensor([nonfinite, float(self._stop_signal is not None)],
+                                                device=self.device), reduction="sum")
+                # Under fp16 loss scaling an overflow makes a loss infinite and the scaler skips that
+                # step and lowers the scale; only a run of such steps is divergence.
+                self._nonfinite_streak = self._nonfinite_streak + 1 if flags[0] > 0 else 0
+                scaling = acc.scaler is not None and acc.scaler.is_enabled()
+                if self._nonfinite_streak >= (20 if scaling else 1):
+                    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+                    where = ", ".join(f"{k} loss {v}" for k, v in bad.items()) or "loss on another process"
+                    kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
+                        "no checkpoint was written yet"
+                    raise TrainingDiverged(f"training diverged at step {self.step}: {where}; the run stopped and "
+                                           f"{kept}. Lower the learning rate or raise r1_gamma, then --resume.")
+                now = time.perf_counter()
+                sec_per_step, tick = now - tick, now
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(kimg=f"{self.nimg / 1000:.1f}", s_step=f"{sec_per_step:.2f}")
+                if self.step % run.log_every == 0 or self.step == self.total_steps:
+                    self._log(sec_per_step)
+                if flags[1] > 0:
+                    self.save_checkpoint()
+                    status = "interrupted"
+                    if main:
+                        print(f"\nStopped by a signal at step {self.step}; saved {self.last_checkpoint}. "
+                              "Continue with --resume.")
+                    break
+                if self.step % run.checkpoint_every == 0 or self.step == self.total_steps:
+                    self.save_checkpoint()
+                if self.step % run.sample_every == 0 or self.step == self.total_steps:
+                    self.save_samples()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if bar is not None:
+                bar.close()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        return status
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self._stop_signal = signum
+
+    # ----------------------------------------------------------------------------- logs and samples
+
+    def _open_logs(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(str(self.outdir / "logs"))
+
+    def _log(self, sec_per_step: float) -> None:
+        """Average the stats gathered since the last log over all processes; write them on the main one."""
+        acc = self.accelerator
+        self._stats["progress/data_wait_sec"] = [torch.tensor([self._data_wait], device=self.device)]
+        self._data_wait = 0.0
+        names = sorted(self._stats)
+        sums = [torch.cat(self._stats[n]).sum() if self._stats[n] else torch.zeros([], device=self.device)
+                for n in names]
+        counts = [float(sum(v.numel() for v in self._stats[n])) for n in names]
+        self._stats.clear()
+        if not names:
+            return
+        totals = acc.reduce(torch.stack([torch.stack(sums).to(self.device).float(),
+                                         torch.tensor(counts, device=self.device)]), reduction="sum")
+        if not acc.is_main_process:
+            return
+        record: dict[str, float] = {n: float(totals[0, i] / max(float(totals[1, i]), 1.0)) for i, n in enumerate(names)}
+        record.update({"progress/step": self.step, "progress/kimg": self.nimg / 1000,
+                       "progress/sec_per_step": sec_per_step,
+                       "augment/p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                       "lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]})
+        if self._writer is not None:
+            for key, value in record.items():
+                self._writer.add_scalar(key, value, global_step=self.step)
+            self._writer.flush()
+        with open(self.outdir / "logs" / "stats.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **record}) + "\n")
+
+    def pipeline(self) -> Any:
+        """The EMA generator as the recipe's pipeline (shares the EMA modules)."""
+        return self.recipe.make_pipeline(self.G_ema)
+
+    def save_samples(self) -> Path | None:
+        """Sample videos (or an image grid) of the run's fixed seeds, written on the main process."""
+        if not self.accelerator.is_main_process or not self.run.sample_seeds:
+            return None
+        from vgz.data.video import export_video, tile_videos
+
+        # Sampling must not move the training RNGs: a run with more samples trains the same.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            frames = self.recipe.sample(self.pipeline(), list(self.run.sample_seeds), self.run.sample_frames).cpu()
+        rows = max(r for r in range(1, int(math.sqrt(len(frames))) + 1) if len(frames) % r == 0)
+        grid = tile_videos(frames, rows)
+        folder = self.outdir / "samples"
+        if grid.shape[0] == 1:  # images
+            from PIL import Image
+
+            from vgz.utils import atomic_path
+
+            path = folder / f"step-{self.step:08d}.png"
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                array = (grid[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp, format="PNG")
+            return path
+        return export_video(grid, folder / f"step-{self.step:08d}.mp4", fps=self.recipe.config.fps)
+
+    # ----------------------------------------------------------------------------- checkpoints
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/step-N`` atomically (all processes take part) and export the pipeline."""
+        from safetensors.torch import save_file
+
+        acc = self.accelerator
+        folder = self.outdir / CHECKPOINTS
+        final = folder / f"step-{self.step:08d}"
+        tmp = folder / f".step-{self.step:08d}.tmp"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        # Per-process state: RNGs of latents and clip times (Accelerate saves torch/numpy/python RNGs).
+        atomic_write_text(tmp / f"rank-{acc.process_index}.json", json.dumps({
+            "np_rng": self.np_rng.bit_generator.state, "z_gen": _encode_bytes(self.z_gen.get_state()),
+            "ada_signs": self._ada_signs.tolist()}))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.G_ema.state_dict().items()}
+            save_file(state, str(tmp / "ema.safetensors"))
+            trainer_state = {"step": self.step, "nimg": self.nimg, "vgz_version": __version__,
+                             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else None,
+                             "loss": self.recipe.loss.state_dict() if self.recipe.loss is not None else {},
+                             "world_size": acc.num_processes}
+            atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=2) + "\n")
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.replace(final)
+            for old in sorted(p for p in folder.iterdir() if p.name.startswith("step-"))[:-self.run.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+            with atomic_dir(self.outdir / "pipeline", overwrite=True) as export:
+                self.pipeline().save_pretrained(export)
+        acc.wait_for_everyone()
+        self.last_checkpoint = final
+        return final
+
+    def load_checkpoint(self, folder: str | Path) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote (same number of processes)."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        acc = self.accelerator
+        state = json.loads((folder / "trainer_state.json").read_text())
+        if state.get("world_size", 1) != acc.num_processes:
+            raise RunFolderError(f"{folder} was written by {state['world_size']} processes, this run has "
+                                 f"{acc.num_processes}; resume with the same number of processes")
+        acc.load_state(str(folder))
+        self.G_ema.load_state_dict(load_file(str(folder / "ema.safetensors"), device=str(self.device)))
+        self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        if self.augment_pipe is not None and state.get("augment_p") is not None:
+            self.augment_pipe.p.fill_(state["augment_p"])
+        self.phases = self.recipe.phases()  # fresh loss objects, then their state
+        if self.recipe.loss is not None:
+            self.recipe.loss.load_state_dict(state.get("loss", {}))
+        mine = json.loads((folder / f"rank-{acc.process_index}.json").read_text())
+        self.np_rng.bit_generator.state = mine["np_rng"]
+        self.z_gen.set_state(_decode_bytes(mine["z_gen"]))
+        self._ada_signs = torch.tensor(mine["ada_signs"], device=self.device)
+        for net in (self.G, self.D):
+            acc.unwrap_model(net).requires_grad_(False)
+        self.last_checkpoint = folder
+
+
+# ===================================================================================== building
+
+
+def resolve_configs(recipe: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
+                    run_overrides: dict[str, Any] | None = None) -> tuple[Recipe, RunConfig]:
+    """The recipe (preset + overrides) and the run config (recipe's run preset + overrides)."""
+    entry = registry.get("recipe", recipe)
+    preset = preset or "paper"
+    instance = entry.cls.from_preset(preset, **(overrides or {}))
+    run = RunConfig(**{**entry.cls.run_presets.get(preset, {}), **(run_overrides or {})})
+    return instance, run
+
+
+def build_trainer(recipe: str, *, data: str, outdir: str | Path, preset: str | None = None,
+                  overrides: dict[str, Any] | None = None, run_overrides: dict[str, Any] | None = None,
+                  resume: bool = False) -> Trainer:
+    """Open the data, prepare the run folder and build a :class:`Trainer`.
+
+    The dataset is opened first, so a wrong ``data`` fails before any model is built. With
+    ``resume``, the settings come from the run folder's ``config.json``; only run settings
+    (``run_overrides``, e.g. more ``steps``) may change.
+
+    Raises:
+        RunFolderError: ``outdir`` holds a run and ``resume`` is False, or recipe settings differ on resume.
+        vgz.data.datasets.DatasetError: the data cannot be used.
+    """
+    from vgz.data.datasets import open_dataset
+
+    outdir = Path(outdir)
+    saved = outdir / RUN_CONFIG
+    if resume and saved.is_file():
+        record = json.loads(saved.read_text())
+        if record["recipe"] != recipe:
+            raise RunFolderError(f"{outdir} trains recipe {record['recipe']!r}, not {recipe!r}")
+        entry = registry.get("recipe", recipe)
+        recipe_obj = entry.cls(entry.cls.config_class.from_dict(record["recipe_config"], source=str(saved)))
+        changed = {k: v for k, v in (overrides or {}).items() if getattr(recipe_obj.config, k, v) != v}
+        if changed:
+            raise RunFolderError(f"--resume keeps the run's recipe settings (from {saved}); these differ: "
+                                 + ", ".join(f"{k}={v!r} (run has {getattr(recipe_obj.config, k)!r})"
+                                             for k, v in changed.items()))
+        run = RunConfig.from_dict({**record["run"], **(run_overrides or {})})
+        data = record["data"]
+    else:
+        if not resume and (saved.is_file() or latest_checkpoint(outdir) is not None):
+            raise RunFolderError(f"{outdir} already holds a run; pass --resume to continue it or choose another "
+                                 "output folder")
+        recipe_obj, run = resolve_configs(recipe, preset, overrides, run_overrides)
+    cfg = recipe_obj.config
+    dataset = open_dataset(data, resolution=cfg.resolution, sampling=recipe_obj.sampling(), xflip=cfg.xflip,
+                           seed=run.seed)
+    trainer = Trainer(recipe_obj, dataset, outdir, run, resume=resume)
+    if trainer.accelerator.is_main_process:
+        dataset.report_skipped()
+        outdir.mkdir(parents=True, exist_ok=True)
+        record = {"recipe": recipe, "recipe_config": cfg.to_dict(), "run": run.to_dict(), "data": data,
+                  "dataset": {"num_videos": len(dataset), "resolution": dataset.resolution,
+                              "channels": dataset.num_channels, "label_dim": dataset.label_dim,
+                              "skipped": len(dataset.skipped)},
+                  "processes": trainer.accelerator.num_processes, "vgz_version": __version__}
+        atomic_write_text(saved, json.dumps(record, indent=2) + "\n")
+    return trainer
