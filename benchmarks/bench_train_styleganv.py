@@ -3,27 +3,17 @@
 One iteration is what the official ``training_loop`` does per batch: ``Gmain`` (G through D with ADA,
 non-saturating loss), ``Dmain`` (fake and real clips through ADA and D), every ``d_reg_interval`` = 16
 iterations ``Dreg`` (R1 on real clips), every 4 iterations ``Greg`` (nothing for StyleGAN-V: path-length
-regularization is off), the G_ema update and every 4 iterations the ADA heuristic. Both sides run the
-same settings: the official ``cfg=auto`` hyper-parameters (lr 0.0025, betas (0, 0.99) scaled for lazy
-regularization, r1_gamma = 0.0002 * res^2 / batch, ema_kimg = batch * 10 / 32, ADA 'bgc' with target 0.6)
-and the released architecture (2-layer mapping, motion codes every 16 frames with a kernel-11 conv,
-256 time frequencies, D joining 3 frames at 16x16, minibatch-std groups of 4), made narrow for a CPU:
-``--channel-base`` 4096 and ``--channel-max`` 128 (the release: 16384 and 512). ADA starts at
-``--augment-p`` 0.2 on both sides so that the augmentations run from the first step (at ``ada_kimg``
-100 p moves by < 1e-3 over the timed iterations). On a CPU every layer runs in fp32 (num_fp16_res 0);
-on a GPU ``--dtype fp16`` gives both sides the release's fp16 in the 4 highest resolutions and conv_clamp 256
-(vgz's run-wide autocast, ``--vgz-mixed-precision``, stays off unless asked for).
-
-The time per iteration is the mean over ``--iters`` consecutive iterations (16 by default: exactly one
-Dreg, so its cost is averaged as the official schedule averages it) after ``--warmup`` iterations; the
-CPU time of the process over the same iterations is printed beside it (less sensitive to other load on
-the machine). clips/s = batch / (seconds per iteration). Memory: on CUDA the peak of
-torch.cuda.max_memory_allocated over the timed iterations (per clip = peak / batch); on a CPU the
-growth of the peak resident set (VmHWM, reset through /proc/self/clear_refs before the timed
-iterations) over the resident set before them (per clip = growth / batch). Each side runs in its own
-fresh process; ``--repeats N`` runs the sides round-robin N times and keeps each side's fastest run.
-The seconds per part (data, each phase up to its optimizer step, EMA, ADA) are averaged over all timed
-iterations, so 'Dreg ... (1x)' is already divided by 16.
+regularization is off; vgz leaves the phase out), the G_ema update and every 4 iterations the ADA
+heuristic. Both sides run the same settings: the official ``cfg=auto`` hyper-parameters (lr 0.0025, betas
+(0, 0.99) scaled for lazy regularization, r1_gamma = 0.0002 * res^2 / batch, ema_kimg = batch * 10 / 32,
+ADA 'bgc' with target 0.6) and the released architecture (2-layer mapping, motion codes every 16 frames
+with a kernel-11 conv, 256 time frequencies, D joining 3 frames at 16x16, minibatch-std groups of 4),
+made narrow for a CPU: ``--channel-base`` 4096 and ``--channel-max`` 128 (the release: 16384 and 512).
+Both sides then have the same parameter counts. ADA starts at ``--augment-p`` 0.2 on both sides so that
+the augmentations run from the first step (with the official ``ada_kimg`` 100 p moves by < 0.002 over
+the run). On a CPU every layer runs in fp32 (num_fp16_res 0); on a GPU ``--dtype fp16`` gives both
+sides the release's fp16 in the 4 highest resolutions and conv_clamp 256 (vgz's run-wide autocast,
+``--vgz-mixed-precision``, stays off unless asked for).
 
 Sides: ``official`` draws random uint8 clips with dataset-style frame times in memory (no data loader);
 ``vgz`` trains on ``synthetic:shapes`` clips (``--video-len`` frames per video) through its own data
@@ -31,7 +21,27 @@ loader with ``num_workers`` 0, so rendering and loading the clips is on the time
 feeds vgz a few batches fetched beforehand (the trainer has no ``train_step(batch=...)``: the benchmark
 replaces its ``_real_batch`` on the instance), the like-for-like comparison with ``official``.
 On a CPU the official code runs its custom ops (bias_act, upfirdn2d) through their reference PyTorch
-fallbacks, as it does on any machine without its compiled CUDA plugins.
+fallbacks; on a GPU it builds its CUDA plugins during the warm-up (needs ninja and nvcc, else the same
+fallbacks with a warning), and its steps run under what ``training_loop`` sets (cuDNN autotuning, no
+TF32), vgz's under PyTorch's defaults, also when the sides are interleaved in one process.
+
+Timing: seconds per iteration are the mean over ``--iters`` consecutive iterations (16 by default:
+exactly one Dreg, so its cost is averaged as the official schedule averages it) after ``--warmup``
+ones; clips/s = batch / (seconds per iteration). By default the sides are timed in one process, one
+iteration of each in turn (``interleaved``), so that load from other processes on the machine falls on
+all sides alike and the ratios stay meaningful on a shared machine; the process CPU time per iteration
+is printed beside the wall time. Memory is measured with each side alone in a fresh process: on CUDA
+the peak of torch.cuda.max_memory_allocated over the timed iterations (per clip = peak / batch); on a
+CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs before the timed iterations)
+minus the resident set before them (per clip = that growth / batch). Those CPU runs set glibc's
+``MALLOC_MMAP_THRESHOLD_`` (fixed, not adaptive) so that freed tensors go back to the OS at once and
+the resident set follows the live tensors: the growth is then the iteration's working set, the same
+from run to run (with the adaptive threshold it depends on what the heap kept from the warm-up); this
+slows those runs, so their times are not used. ``--mode alone`` times each side alone instead (with the
+normal allocator; ``--repeats N`` keeps each side's fastest of N runs), ``--mode interleaved`` skips the
+memory runs. The per-part lines give the mean milliseconds per iteration of data, each phase (up to its
+optimizer step) and EMA + ADA, a phase due every k-th iteration averaged over all of them ("(1/16)"),
+and in brackets each part's peak memory growth over the same base.
 
     python benchmarks/bench_train_styleganv.py --official /path/to/stylegan-v   # needs omegaconf, scipy
 
@@ -50,6 +60,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -57,15 +68,17 @@ import torch
 from common import describe
 
 RESULT_TAG = "BENCH_RESULT "
+SIDES = ("official", "vgz", "vgz-batch")
 
 
 # ---------------------------------------------------------------------------------------------- memory
 
-def _status_kib(field: str) -> int | None:
+def _status_kib(key: str) -> int | None:
+    """A /proc/self/status entry in KiB (VmRSS, VmHWM), None without /proc."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith(field + ":"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -195,49 +208,82 @@ def vgz_overrides(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]
     return ov
 
 
-def run_official(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class Side:
+    """A built side: ``step()`` runs one training iteration and returns its parts' seconds."""
+
+    name: str
+    step: Callable[[], dict[str, float]]
+    probe: "Probe"
+    info: Callable[[], dict[str, Any]]
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+def _backend_flags() -> dict[str, bool]:
+    return dict(benchmark=torch.backends.cudnn.benchmark, cudnn_tf32=torch.backends.cudnn.allow_tf32,
+                matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
+
+
+def _set_backend_flags(flags: dict[str, bool]) -> None:
+    """Each side runs under its own cuDNN / TF32 settings (they are process-wide; interleaved sides share it)."""
+    torch.backends.cudnn.benchmark = flags["benchmark"]
+    torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
+    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
+
+
+def make_official(args: argparse.Namespace) -> Side:
     from official_styleganv_train import OfficialTrainer, import_official_training
 
     mods = import_official_training(args.official)
-    s = official_settings(args)
-    trainer = OfficialTrainer(mods, **s, video_len=args.video_len, device=args.device, seed=args.seed,
-                              phase_sync=args.breakdown)
-    g_params, d_params = trainer.num_parameters
+    before = _backend_flags()
+    trainer = OfficialTrainer(mods, **official_settings(args), video_len=args.video_len, device=args.device,
+                              seed=args.seed)
+    flags = _backend_flags()  # what training_loop() sets: cuDNN autotuning, no TF32
+    _set_backend_flags(before)
     probe = Probe(args.device, args.breakdown)
 
     def step() -> dict[str, float]:
-        probe.begin()
-        trainer.step(on_part=probe.part)
+        saved = _backend_flags()
+        _set_backend_flags(flags)
+        try:
+            probe.begin()
+            trainer.step(on_part=probe.part)
+        finally:
+            _set_backend_flags(saved)
         return probe.times
 
-    result = time_side(args, step, probe)
-    result.update(params=dict(G=g_params, D=d_params), augment_p=trainer.augment_p,
-                  settings=trainer.describe())
-    return result
+    def info() -> dict[str, Any]:
+        g, d = trainer.num_parameters
+        return dict(params=dict(G=g, D=d), augment_p=trainer.augment_p, settings=trainer.describe())
+
+    return Side("official", step, probe, info)
 
 
-def run_vgz(args: argparse.Namespace, with_batches: bool) -> dict[str, Any]:
+def make_vgz(args: argparse.Namespace, with_batches: bool) -> Side:
     from vgz.training import build_trainer
 
-    s = official_settings(args)
     tmp = tempfile.TemporaryDirectory(prefix="vgz-bench-train-")
-    mixed = args.vgz_mixed_precision
     trainer = build_trainer(recipe="styleganv", preset="tiny", data=f"synthetic:shapes?num_frames={args.video_len}",
-                            outdir=tmp.name, overrides=vgz_overrides(args, s),
-                            run_overrides=dict(mixed_precision=mixed, num_workers=0, seed=args.seed,
-                                               cpu=args.device == "cpu"))
-    if str(trainer.device).split(":")[0] != args.device:
+                            outdir=tmp.name, overrides=vgz_overrides(args, official_settings(args)),
+                            run_overrides=dict(mixed_precision=args.vgz_mixed_precision, num_workers=0,
+                                               seed=args.seed, cpu=args.device == "cpu"))
+    if trainer.device.type != args.device:
         raise SystemExit(f"vgz trains on {trainer.device}, not {args.device}")
-    params = {name: sum(p.numel() for p in trainer.accelerator.unwrap_model(net).parameters())
-              for name, net in (("G", trainer.G), ("D", trainer.D))}
     probe = Probe(args.device, args.breakdown)
     step = instrument_vgz(trainer, probe, with_batches)
-    result = time_side(args, step, probe)
-    result.update(params=params, steps=int(trainer.step))
-    if trainer.augment_pipe is not None:
-        result["augment_p"] = float(trainer.augment_pipe.p)
-    tmp.cleanup()
-    return result
+
+    def info() -> dict[str, Any]:
+        params = {name: sum(p.numel() for p in trainer.accelerator.unwrap_model(net).parameters())
+                  for name, net in (("G", trainer.G), ("D", trainer.D))}
+        p = float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else 0.0
+        return dict(params=params, augment_p=p, steps=int(trainer.step))
+
+    return Side("vgz-batch" if with_batches else "vgz", step, probe, info, tmp.cleanup)
+
+
+def make_side(args: argparse.Namespace, name: str) -> Side:
+    torch.manual_seed(args.seed)
+    return make_official(args) if name == "official" else make_vgz(args, with_batches=name == "vgz-batch")
 
 
 def instrument_vgz(trainer: Any, probe: Probe, with_batches: bool) -> Callable[[], dict[str, float]]:
@@ -281,50 +327,87 @@ def instrument_vgz(trainer: Any, probe: Probe, with_batches: bool) -> Callable[[
     return step
 
 
-def time_side(args: argparse.Namespace, step: Callable[[], dict[str, float]], probe: Probe) -> dict[str, Any]:
-    """Warm up, then time ``--iters`` consecutive iterations under the probe's memory meter."""
-    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    start = time.perf_counter()
+def _sync(args: argparse.Namespace) -> None:
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(args: argparse.Namespace, side: Side) -> tuple[float, float, dict[str, float]]:
+    """(wall seconds, process CPU seconds, parts) of one iteration."""
+    cpu, start = time.process_time(), time.perf_counter()
+    parts = dict(side.step())
+    _sync(args)
+    return time.perf_counter() - start, time.process_time() - cpu, parts
+
+
+def _summary(args: argparse.Namespace, wall: list[float], cpu: list[float], parts: list[dict[str, float]],
+             side: Side) -> dict[str, Any]:
+    timed_parts = args.device == "cpu" or args.breakdown  # CUDA parts are launch times unless synchronized
+    return dict(s_per_iter=sum(wall) / len(wall), median=statistics.median(wall), per_iter=wall,
+                cpu_s_per_iter=sum(cpu) / len(cpu), parts=parts if timed_parts else [], **side.info())
+
+
+def measure_alone(args: argparse.Namespace, side: Side) -> dict[str, Any]:
+    """Warm up, then ``--iters`` iterations under the side's memory meter."""
     for _ in range(args.warmup):
-        step()
-    sync()
-    warmup_s = time.perf_counter() - start
-    per_iter, parts = [], []
-    mem = probe.meter
+        side.step()
+    _sync(args)
+    mem = side.probe.meter
     mem.start()
-    cpu_start = time.process_time()
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        parts.append(dict(step()))
-        sync()
-        per_iter.append(time.perf_counter() - start)
-    cpu_s = time.process_time() - cpu_start
+    runs = [_timed(args, side) for _ in range(args.iters)]
     mem.stop()
-    timed_parts = args.device == "cpu" or args.breakdown
-    return dict(s_per_iter=sum(per_iter) / len(per_iter), per_iter=per_iter, median=statistics.median(per_iter),
-                cpu_s_per_iter=cpu_s / args.iters, warmup_s=warmup_s, peak_mib=mem.peak, base_mib=mem.base,
-                growth_mib=mem.growth, per_clip_mib=mem.per_clip(args.batch), parts=parts if timed_parts else [],
-                mem_parts=probe.mem)
+    result = _summary(args, [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs], side)
+    result.update(peak_mib=mem.peak, base_mib=mem.base, growth_mib=mem.growth, per_clip_mib=mem.per_clip(args.batch),
+                  mem_parts=side.probe.mem)
+    return result
 
 
-def run_side(args: argparse.Namespace) -> None:
+def measure_interleaved(args: argparse.Namespace, sides: list[Side]) -> dict[str, dict[str, Any]]:
+    """Warm every side up, then run ``--iters`` rounds of one iteration per side (in turn, order rotating)."""
+    for side in sides:
+        for _ in range(args.warmup):
+            side.step()
+    _sync(args)
+    runs: dict[str, list[tuple[float, float, dict[str, float]]]] = {side.name: [] for side in sides}
+    for i in range(args.iters):
+        for k in range(len(sides)):
+            side = sides[(i + k) % len(sides)]
+            runs[side.name].append(_timed(args, side))
+    return {side.name: _summary(args, [r[0] for r in runs[side.name]], [r[1] for r in runs[side.name]],
+                                [r[2] for r in runs[side.name]], side) for side in sides}
+
+
+def run_internal(args: argparse.Namespace) -> None:
+    """``--side NAME`` (alone) or ``--side interleaved`` (all of ``--sides``): print one JSON result line."""
     warnings.filterwarnings("ignore", message=".*gradfix not supported.*")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    if args.side == "official":
-        result = run_official(args)
+    if args.side == "interleaved":
+        sides = [make_side(args, name) for name in requested_sides(args)]
+        result: dict[str, Any] = {"sides": measure_interleaved(args, sides)}
     else:
-        result = run_vgz(args, with_batches=args.side == "vgz-batch")
+        sides = [make_side(args, args.side)]
+        result = measure_alone(args, sides[0])
+    for side in sides:
+        side.cleanup()
     result["describe"] = describe(args.device)
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- driver
 
-def spawn(side: str, argv: list[str]) -> dict[str, Any]:
+def requested_sides(args: argparse.Namespace) -> list[str]:
+    sides = [s for s in args.sides.split(",") if s]
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown:
+        raise SystemExit(f"--sides: unknown {', '.join(unknown)} (choose from {', '.join(SIDES)})")
+    return [s for s in sides if s != "official" or args.official]
+
+
+def spawn(side: str, argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), *argv, "--side", side]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, **env} if env else None)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
@@ -342,14 +425,24 @@ def summarize_parts(parts: list[dict[str, float]], mem: dict[str, float]) -> str
     cells = []
     for k in names:
         vals = [p[k] for p in parts if k in p]
-        cell = f"{k}"
+        cell = k
         if vals:
-            cell += f" {sum(vals) / len(parts) * 1e3:.0f} ms" + (f" ({len(vals)}/{len(parts)})" if len(vals) < len(parts)
-                                                                 else "")
+            cell += f" {sum(vals) / len(parts) * 1e3:.0f} ms"
+            if len(vals) < len(parts):
+                cell += f" ({len(vals)}/{len(parts)})"
         if k in mem:
             cell += f" [{mem[k]:.0f} MiB]"
         cells.append(cell)
     return ", ".join(cells)
+
+
+def _fastest(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
+    ok = [r for r in runs if "failed" not in r]
+    return min(ok, key=key) if ok else runs[-1]
+
+
+def _total(run: dict[str, Any]) -> float:
+    return sum(r["s_per_iter"] for r in run["sides"].values())
 
 
 def main() -> None:
@@ -376,64 +469,86 @@ def main() -> None:
                              "matches the official precision (fp16 only in the num_fp16_res blocks)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--breakdown", action="store_true", help="CUDA: synchronize after each official phase")
-    parser.add_argument("--sides", default="official,vgz,vgz-batch", help="comma-separated sides to run")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="run every side this many times, round-robin, and keep each side's fastest run")
-    parser.add_argument("--side", choices=["official", "vgz", "vgz-batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown", action="store_true", help="CUDA: synchronize after each part to time it")
+    parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated sides to run")
+    parser.add_argument("--mode", choices=["both", "interleaved", "alone"], default="both",
+                        help="interleaved: time the sides in one process, in turn; alone: each side in its own "
+                             "process (timing and memory); both (default): the first for timing, the second for memory")
+    parser.add_argument("--repeats", type=int, default=1, help="run each measurement N times, keep the fastest")
+    parser.add_argument("--side", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        run_side(args)
+        run_internal(args)
         return
 
     argv = sys.argv[1:]
-    sides = [s for s in args.sides.split(",") if s]
-    if not args.official:
-        sides = [s for s in sides if s != "official"]
+    sides = requested_sides(args)
     dtype = args.dtype if args.device == "cuda" else "fp32"
     s = official_settings(args)
     print(f"StyleGAN-V training step {args.resolution}x{args.resolution}, batch {args.batch} clips of "
           f"{args.num_frames} frames, channel_base {args.channel_base}, channel_max {args.channel_max}, "
           f"z/w/motion {args.z_dim}, {dtype} (num_fp16_res {s['num_fp16_res']}"
-          f"{', vgz autocast ' + args.vgz_mixed_precision if args.vgz_mixed_precision != 'no' else ''}), r1_gamma {s['r1_gamma']:.4g}, "
-          f"ADA bgc p0 {args.augment_p}, Dreg every 16, mean of {args.iters} iterations after {args.warmup}")
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
-    for _ in range(args.repeats):  # round-robin, so that load from other processes hits every side alike
-        for side in sides:
-            runs[side].append(spawn(side, argv))
-    # each side's fastest run (the least disturbed one); failures only where every run failed
-    results = {side: min((r for r in rs if "s_per_iter" in r), key=lambda r: r["s_per_iter"], default=rs[-1])
-               for side, rs in runs.items()}
-    print(next((r["describe"] for r in results.values() if "describe" in r), describe(args.device)))
-    print(f"{'side':10s} {'s/iter':>8s} {'median':>8s} {'CPU s':>7s} {'clips/s':>8s} {'peak MiB':>9s} "
-          f"{'growth':>7s} {'MiB/clip':>9s}  params G/D")
+          f"{', vgz autocast ' + args.vgz_mixed_precision if args.vgz_mixed_precision != 'no' else ''}), "
+          f"r1_gamma {s['r1_gamma']:.4g}, ADA bgc p0 {args.augment_p}, Dreg every 16, "
+          f"{args.iters} iterations after {args.warmup}")
+    inter: dict[str, Any] = {}
+    alone: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    # Memory runs beside interleaved timing: on a CPU with a fixed mmap threshold, so that glibc hands every
+    # large freed block back at once and the resident set follows the live tensors (the peak of the
+    # iteration's working set, the same from run to run); this slows those runs down, their times are not used.
+    mem_env = {"MALLOC_MMAP_THRESHOLD_": "131072"} if args.mode == "both" and args.device == "cpu" else None
+    for repeat in range(args.repeats):
+        if args.mode in ("both", "interleaved"):
+            run = spawn("interleaved", argv)
+            if not inter or "failed" in inter or ("failed" not in run and _total(run) < _total(inter)):
+                inter = run
+        if args.mode == "alone" or (args.mode == "both" and repeat == 0):
+            for side in sides:
+                alone[side].append(spawn(side, argv, mem_env))
+    best_alone = {side: _fastest(runs, lambda r: r["s_per_iter"]) for side, runs in alone.items() if runs}
+    print(next((r["describe"] for r in [inter, *best_alone.values()] if "describe" in r), describe(args.device)))
+    if "failed" in inter:
+        print(f"interleaved run failed: {inter['failed']}")
+    timing = inter.get("sides") or best_alone  # seconds: interleaved where run, else each side alone
+    source = "interleaved in one process" if inter.get("sides") else "each side alone"
+    memory = ("CUDA max_memory_allocated" if args.device == "cuda" else
+              "resident set" + (", fixed malloc mmap threshold" if mem_env else ""))
+    print(f"time: {source}; memory: each side alone in a fresh process ({memory})")
+    print(f"{'side':10s} {'s/iter':>7s} {'median':>7s} {'CPU s':>6s} {'clips/s':>7s} | {'peak MiB':>8s} "
+          f"{'growth':>6s} {'MiB/clip':>8s} | params G/D")
     for side in sides:
-        r = results[side]
-        if "s_per_iter" not in r:
-            print(f"{side:10s} {r.get('failed') or 'skipped: ' + str(r.get('skipped'))}")
-            continue
-        params = r.get("params", {})
-        ps = "/".join(f"{v / 1e6:.2f}M" if v else "?" for v in (params.get("G"), params.get("D")))
-        print(f"{side:10s} {r['s_per_iter']:8.3f} {r['median']:8.3f} {r['cpu_s_per_iter']:7.2f} "
-              f"{args.batch / r['s_per_iter']:8.2f} {r['peak_mib']:9.0f} {r['growth_mib']:7.0f} "
-              f"{r['per_clip_mib']:9.1f}  {ps}")
+        t, a = timing.get(side, {}), best_alone.get(side, {})
+        row = f"{side:10s} "
+        row += (f"{t['s_per_iter']:7.3f} {t['median']:7.3f} {t['cpu_s_per_iter']:6.2f} "
+                f"{args.batch / t['s_per_iter']:7.2f}" if "s_per_iter" in t else f"{'-':>30s}")
+        row += (f" | {a['peak_mib']:8.0f} {a['growth_mib']:6.0f} {a['per_clip_mib']:8.1f}" if "peak_mib" in a
+                else f" | {'-':>24s}")
+        params = (t if "params" in t else a).get("params", {})
+        row += " | " + "/".join(f"{v / 1e6:.2f}M" if v else "?" for v in (params.get("G"), params.get("D")))
+        print(row)
+        if "failed" in a:
+            print(f"  {side} memory run failed: {a['failed']}")
     for side in sides:
-        r = results[side]
-        if r.get("parts") or r.get("mem_parts"):
-            print(f"  {side}: {summarize_parts(r.get('parts', []), r.get('mem_parts', {}))}" +
-                  (f"; ADA p after {r['augment_p']:.4f}" if "augment_p" in r else ""))
-        if args.repeats > 1:
-            print(f"  {side} s/iter of every run: " +
-                  ", ".join(f"{x['s_per_iter']:.3f}" if "s_per_iter" in x else "failed" for x in runs[side]))
-    off = results.get("official")
+        t, a = timing.get(side, {}), best_alone.get(side, {})
+        line = summarize_parts(t.get("parts", []), a.get("mem_parts", {}))
+        if line:
+            print(f"  {side}: {line}" + (f"; ADA p after {t['augment_p']:.4f}" if "augment_p" in t else ""))
+        if args.mode == "alone" and args.repeats > 1:
+            print(f"  {side} s/iter of every run: " + ", ".join(
+                f"{x['s_per_iter']:.3f}" if "s_per_iter" in x else "failed" for x in alone[side]))
     for side in ("vgz", "vgz-batch"):
-        r = results.get(side)
-        if off and r and "s_per_iter" in off and "s_per_iter" in r:
+        line = []
+        t_off, t_side = timing.get("official", {}), timing.get(side, {})
+        if "s_per_iter" in t_off and "s_per_iter" in t_side:
+            line.append(f"speed {t_off['s_per_iter'] / t_side['s_per_iter']:.2f}x (CPU time "
+                        f"{t_off['cpu_s_per_iter'] / t_side['cpu_s_per_iter']:.2f}x)")
+        a_off, a_side = best_alone.get("official", {}), best_alone.get(side, {})
+        if "peak_mib" in a_off and "peak_mib" in a_side:
             key = "peak_mib" if args.device == "cuda" else "growth_mib"
-            print(f"official/{side}: speed {off['s_per_iter'] / r['s_per_iter']:.2f}x (> 1: vgz faster; CPU time "
-                  f"{off['cpu_s_per_iter'] / r['cpu_s_per_iter']:.2f}x), memory "
-                  f"{'peak' if args.device == 'cuda' else 'RSS growth'} "
-                  f"{off[key] / max(r[key], 1e-9):.2f}x (> 1: vgz smaller)")
+            line.append(f"memory {'peak' if args.device == 'cuda' else 'RSS growth'} "
+                        f"{a_off[key] / max(a_side[key], 1e-9):.2f}x")
+        if line:
+            print(f"official/{side} (> 1: vgz faster / smaller): " + ", ".join(line))
 
 
 if __name__ == "__main__":
