@@ -513,7 +513,7 @@ def main() -> None:
     source = "interleaved in one process" if inter.get("sides") else "each side alone"
     memory = ("CUDA max_memory_allocated" if args.device == "cuda" else
               "resident set" + (", fixed malloc mmap threshold" if mem_env else ""))
-    print(f"time: {source}; memory: each side alone in a fresh process ({memory})")
+    print(f"time: {source}" + (f"; memory: each side alone in a fresh process ({memory})" if best_alone else ""))
     print(f"{'side':10s} {'s/iter':>7s} {'median':>7s} {'CPU s':>6s} {'clips/s':>7s} | {'peak MiB':>8s} "
           f"{'growth':>6s} {'MiB/clip':>8s} | params G/D")
     for side in sides:

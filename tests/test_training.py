@@ -53,7 +53,7 @@ def test_recipes_are_registered_with_official_hyperparameters():
     paper = vgz.create("recipe", "styleganv", preset="paper").config
     # universome/stylegan-v src/train.py cfg=auto at 256x256, batch 64 (configs/training/base.yaml)
     assert paper.r1_gamma_value() == pytest.approx(0.0002 * 256 ** 2 / 64)
-    assert paper.ema_kimg_value() == 20 and paper.ema_rampup == 0.05
+    assert paper.ema_kimg_value() == 20 and paper.ema_rampup is None and paper.ada_kimg == 100
     assert (paper.lr, paper.betas, paper.batch_size, paper.channels) == (0.0025, (0.0, 0.99), 64, 16384)
     assert (paper.augment, paper.augpipe, paper.ada_target, paper.num_fp16_res, paper.conv_clamp) == \
         ("ada", "bgc", 0.6, 4, 256.0)

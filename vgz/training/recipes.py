@@ -305,8 +305,10 @@ class StyleGANVRecipeConfig(RecipeConfig):
     presets = {
         # universome/stylegan-v: configs/training/base.yaml (batch 64, ADA bgc target 0.6, mirror) with
         # src/train.py cfg=auto at 256x256 (lr 0.0025, gamma 0.0002 res^2 / batch, ema batch*10/32,
-        # ramp 0.05, fp16 in the 4 highest resolutions, conv_clamp 256) and configs/model/stylegan-v.yaml.
-        "paper": {},
+        # fp16 in the 4 highest resolutions, conv_clamp 256) and configs/model/stylegan-v.yaml. With
+        # `resume: ~` train.py also takes its transfer-learning branch (`not None in {...}`): released
+        # runs use ada_kimg 100 and no EMA ramp-up, so this preset does too.
+        "paper": {"ada_kimg": 100.0, "ema_rampup": None},
         "tiny": {"resolution": 32, "total_kimg": 7.2, "z_dim": 32, "w_dim": 32, "channel_base": 1024,
                  "channel_max": 32, "num_fp16_res": 0, "conv_clamp": None, "batch_size": 8, "lr": 0.002,
                  "ema_kimg": 0.5, "max_dist": 16, "max_num_frames": 64, "motion_z_dim": 16, "motion_v_dim": 16,
