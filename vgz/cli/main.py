@@ -390,12 +390,10 @@ def train_cmd(
         if dry_run:
             recipe_obj, run = resolve_configs(recipe, preset, overrides, run_overrides)
             cfg = recipe_obj.config
-            frames_per_step = cfg.batch_size * cfg.num_frames
             resolved = {"recipe": recipe, "preset": preset, "data": data, "outdir": str(outdir),
                         "recipe_config": cfg.to_dict(), "run": run.to_dict(),
                         "derived": {"r1_gamma": cfg.r1_gamma_value(), "ema_kimg": cfg.ema_kimg_value(),
-                                    "steps": run.steps if run.steps is not None
-                                    else -(-int(cfg.total_kimg * 1000) // frames_per_step)}}
+                                    "steps": run.total_steps(cfg)}}
             typer.echo(json.dumps(resolved, indent=2))
             return
         trainer = build_trainer(recipe, data=data, outdir=outdir, preset=preset, overrides=overrides,

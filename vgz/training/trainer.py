@@ -78,6 +78,13 @@ class RunConfig(ComponentConfig):
     cpu: bool = config_field(False, help="train on the CPU even when a GPU is present")
     progress: bool = config_field(True, help="show a progress bar")
 
+    def total_steps(self, recipe_config: Any) -> int:
+        """``steps``, or as many as the recipe's ``total_kimg`` of real frames takes."""
+        if self.steps is not None:
+            return self.steps
+        frames_per_step = recipe_config.batch_size * recipe_config.num_frames
+        return math.ceil(recipe_config.total_kimg * 1000 / frames_per_step)
+
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint folder of a run (None when there is none)."""
@@ -131,9 +138,7 @@ class Trainer:
             raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of processes ({world}) x "
                              f"batch_gpu ({self.batch_gpu})")
         self.rounds = cfg.batch_size // (world * self.batch_gpu)
-        frames_per_step = cfg.batch_size * cfg.num_frames
-        self.total_steps = (self.run.steps if self.run.steps is not None
-                            else math.ceil(cfg.total_kimg * 1000 / frames_per_step))
+        self.total_steps = self.run.total_steps(cfg)
 
         # Seeds differ per process (as the official loop), so ranks draw different latents and augmentations.
         torch.manual_seed(self.run.seed * world + rank)
