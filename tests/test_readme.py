@@ -37,3 +37,28 @@ def test_readme_training_example_runs(tmp_path, monkeypatch):
     assert namespace["trainer"].step == 1
     assert type(namespace["pipe"]).__name__ == "StyleGANVPipeline"
     assert (tmp_path / "runs" / "shapes" / "pipeline" / "model_index.json").is_file()
+
+
+def test_readme_evaluation_example_runs(tmp_path, monkeypatch):
+    """The Python block of "Evaluation", with random-weight detectors saved under the README's file
+    names (the real weights cannot be downloaded here) and 3 videos instead of the full protocol."""
+    import torch
+
+    from vgz.metrics.detectors import randomize_
+    from vgz.metrics.i3d import I3DDetector, export_torchscript
+    from vgz.metrics.inception import InceptionDetector
+
+    block = README.read_text().split("## Evaluation", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "evaluate(" in block and "write_eval_results" in block
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VGZ_CACHE", str(tmp_path / "cache"))
+    vgz.create("pipeline", "styleganv", preset="tiny").save_pretrained("runs/shapes/pipeline")
+    export_torchscript(randomize_(I3DDetector()), "i3d_torchscript.pt")
+    torch.save(randomize_(InceptionDetector()).net.state_dict(), "pt_inception-2015-12-05-6726825d.pth")
+    block = block.replace('data="synthetic:shapes"', 'data="synthetic:shapes?num_videos=3&num_frames=16"')
+    block = block.replace('metrics=["fvd16", "fid"],', 'metrics=["fvd16", "fid"], num_videos=2, num_workers=0,')
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert set(namespace["report"].results) == {"fvd16", "fid"}
+    assert (tmp_path / "runs" / "shapes" / "eval.json").is_file()
+    assert "model-index" in (tmp_path / "runs" / "shapes" / "pipeline" / "README.md").read_text()

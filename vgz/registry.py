@@ -63,6 +63,8 @@ _KINDS: dict[str, str] = {
     "pipeline": "components combined into a ready-to-call video generator",
     "dataset": "video datasets: clips of real or synthetic videos for training and evaluation",
     "recipe": "training recipes: components, losses and hyper-parameters for the trainer",
+    "detector": "frozen networks that turn clips or images into features for the Frechet metrics",
+    "metric": "evaluation metrics with a fixed protocol (FVD, FID): real and generated samples -> a number",
 }
 
 #: vgz's own modules that register components. Imported on first lookup (not at `import vgz`),
@@ -76,6 +78,9 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.pipelines.stylegan2",
     "vgz.data.datasets",
     "vgz.training.recipes",
+    "vgz.metrics.protocol",
+    "vgz.metrics.i3d",
+    "vgz.metrics.inception",
 )
 
 T = TypeVar("T")

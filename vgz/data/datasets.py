@@ -34,6 +34,7 @@ as in StyleGAN-V's files, frame paths ``video/frame.png``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -395,6 +396,31 @@ class VideoDataset(torch.utils.data.Dataset):
 
     _unpicklable: tuple[str, ...] = ()
 
+    # ----------------------------------------------------------------------------- identity
+
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of what the dataset holds at its resolution: which videos, their lengths and
+        their content (see :meth:`_content_digest`). Keys caches of real-data statistics; sampling,
+        flips and the dataset's seed do not enter it. Computed once per dataset object."""
+        if getattr(self, "_fingerprint", None) is not None:
+            return self._fingerprint
+        digest = hashlib.sha256(f"{type(self).__name__}\0{self.resolution}\0{self._content_key()}\0".encode())
+        for i in range(self.num_videos):
+            digest.update(f"{self.video_names[i]}\0{self.video_lengths[i]}\0".encode())
+            digest.update(self._content_digest(i))
+        self._fingerprint: str | None = digest.hexdigest()
+        return self._fingerprint
+
+    def _content_key(self) -> str:
+        """What identifies the whole dataset besides its videos (procedural datasets: their config)."""
+        return ""
+
+    def _content_digest(self, video_idx: int) -> bytes:
+        """Bytes that change when video ``video_idx`` changes. For a file: its size and the hash of
+        its first and last 64 KiB (reading whole datasets to key a cache would cost more than the
+        statistics it saves)."""
+        return _file_digest(self.video_paths[video_idx])
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.config.path!r}, {self.num_videos} videos, resolution "
                 f"{self.resolution}, label_dim {self.label_dim}, {len(self.skipped)} skipped)")
@@ -728,6 +754,16 @@ class FrameFolderDataset(VideoDataset):
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: expected valid JSON, found an error: {exc}") from None
 
+    def _content_digest(self, video_idx: int) -> bytes:
+        # Every frame's name and size, plus its CRC inside a zip (free: the zip directory has it).
+        files = self.frame_files[video_idx]
+        if self.is_zip:
+            infos = [self._zipfile().getinfo(f) for f in files]
+            text = "\0".join(f"{i.filename}:{i.file_size}:{i.CRC}" for i in infos)
+        else:
+            text = "\0".join(f"{posixpath.basename(f.replace(os.sep, '/'))}:{os.path.getsize(f)}" for f in files)
+        return hashlib.sha256(text.encode()).digest()
+
     def _decode(self, video_idx: int, frame_indices: np.ndarray) -> list[np.ndarray]:
         from PIL import Image
 
@@ -751,6 +787,17 @@ def _walk_dirs(root: Path):
     for folder, dirs, files in os.walk(root, followlinks=True):
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
         yield Path(folder), sorted((f for f in files if not f.startswith(".")), key=natural_key)
+
+
+def _file_digest(path: str, block: int = 1 << 16) -> bytes:
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(block))
+        if size > 2 * block:
+            f.seek(size - block)
+        digest.update(f.read(block))
+    return digest.digest()
 
 
 def _walk_files(root: Path) -> list[Path]:

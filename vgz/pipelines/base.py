@@ -109,6 +109,8 @@ class VideoPipeline:
     config_class: ClassVar[type[ComponentConfig]]
     #: attribute name -> registry kind, for components every saved pipeline has
     component_kinds: ClassVar[dict[str, str]] = {}
+    #: False for image pipelines (one-frame "videos"): video metrics refuse them.
+    is_video: ClassVar[bool] = True
     #: components that may be absent (e.g. a discriminator, kept for fine-tuning)
     optional_components: ClassVar[tuple[str, ...]] = ()
     _registry_names: ClassVar[list[tuple[str, str]]] = []

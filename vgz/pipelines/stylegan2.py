@@ -34,6 +34,7 @@ class StyleGAN2Pipeline(VideoPipeline):
 
     config_class = StyleGAN2PipelineConfig
     component_kinds = {"mapping": "mapping", "synthesis": "synthesis"}
+    is_video = False
 
     mapping: MappingNetwork
     synthesis: SynthesisNetwork

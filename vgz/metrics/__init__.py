@@ -1,0 +1,49 @@
+"""Evaluation: FVD and FID with StyleGAN-V's protocol.
+
+* :mod:`vgz.metrics.evaluate`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
+* :mod:`vgz.metrics.protocol`: the registered metrics (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
+  ``fid``) and how their real and generated samples are taken.
+* :mod:`vgz.metrics.detectors`: the feature-detector contract and :func:`load_detector`
+  (TorchScript files, state dicts; local, folder or Hub).
+* :mod:`vgz.metrics.i3d`, :mod:`vgz.metrics.inception`: vgz's I3D and FID Inception networks.
+* :mod:`vgz.metrics.frechet`: float64 feature statistics and a stable Frechet distance.
+
+Importing this package is cheap; the names below import torch on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "evaluate": "vgz.metrics.evaluate",
+    "EvalReport": "vgz.metrics.evaluate",
+    "EvaluationError": "vgz.metrics.evaluate",
+    "default_cache_dir": "vgz.metrics.evaluate",
+    "create_metric": "vgz.metrics.protocol",
+    "Metric": "vgz.metrics.protocol",
+    "FeatureDetector": "vgz.metrics.detectors",
+    "TorchScriptDetector": "vgz.metrics.detectors",
+    "DetectorError": "vgz.metrics.detectors",
+    "load_detector": "vgz.metrics.detectors",
+    "I3DDetector": "vgz.metrics.i3d",
+    "InceptionDetector": "vgz.metrics.inception",
+    "FeatureStats": "vgz.metrics.frechet",
+    "frechet_distance": "vgz.metrics.frechet",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vgz.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

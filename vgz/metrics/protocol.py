@@ -1,0 +1,434 @@
+"""FVD and FID exactly as StyleGAN-V (and StyleInV, which reuses its code) compute them.
+
+The protocol of ``universome/stylegan-v`` ``src/metrics``, step by step:
+
+* **FVD16** (``fvd2048_16f``): up to 2048 real clips of 16 consecutive frames, one per video, from
+  the first videos (in dataset order) that have at least 16 frames (shorter ones are dropped),
+  each at a random offset in ``[0, len - 16]``; 2048 generated clips of frames ``t = 0..15``.
+* **FVD128** (``fvd2048_128f``): the same with 128 frames; **FVD128/8** (``fvd2048_128f_subsample8f``):
+  16 frames taken every 8th frame (``t = 0, 8, ..., 120``), real videos of at least 128 frames.
+* **FID** (``fid50k_full``): every frame of every real video against 50,000 generated frames, the
+  frames ``t = 0..15`` of 3125 generated videos.
+* Generated frames become uint8 as ``(x * 127.5 + 128).clamp(0, 255).to(uint8)`` (x in [-1, 1]):
+  a floor after adding 128, not a round; real frames are the dataset's uint8 frames.
+* Features: the detector's on uint8 clips (I3D: StyleGAN-V's TorchScript, called with
+  ``rescale=True, resize=True, return_features=True``), accumulated in float64; the covariance
+  normalised by N. vgz takes the square root of the covariance product through symmetric
+  eigendecompositions (see :mod:`vgz.metrics.frechet`).
+
+What vgz fixes that the official code leaves to chance: the real clips' offsets come from a seed
+(``real_seed``, 0), so cached real statistics are reproducible; generated clip ``i`` uses the seed
+``derive_seed(seed, i)``, so a run is a function of its seed alone.
+
+Metrics are registered components (``vgz list metric``); a plugin may add its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from vgz.configs import ComponentConfig, config_field
+from vgz.data.sampling import derive_seed
+from vgz.registry import register, register_kind
+
+__all__ = ["FVDConfig", "FIDConfig", "Metric", "FVD", "FID", "Samples", "to_uint8", "dataset_clips",
+           "dataset_frames", "generated_clips", "generated_frames"]
+
+register_kind("metric", "evaluation metrics with a fixed protocol (FVD, FID): real and generated samples -> a number")
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [0, 1] -> uint8 as the official code converts generator output x in [-1, 1]:
+    ``(x * 127.5 + 128).clamp(0, 255).to(uint8)``, i.e. ``floor(255 f + 0.5)`` for f = (x + 1) / 2."""
+    return (frames.float() * 255 + 0.5).clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------- samples
+
+
+@dataclass
+class Samples:
+    """A stream of uint8 batches (clips ``[B, T, C, H, W]`` or images ``[N, C, H, W]``) and a
+    record of what it took; ``info`` is complete once the stream is exhausted."""
+
+    batches: Iterator[torch.Tensor]
+    total: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.batches
+
+
+class _Reader(torch.utils.data.Dataset):
+    """Reads planned (video, frame indices) items; a failure comes back as its message, not an
+    exception, so that one corrupt video is counted and skipped instead of stopping the evaluation."""
+
+    def __init__(self, dataset: Any, plan: Sequence[tuple[int, np.ndarray]]):
+        self.dataset, self.plan = dataset, plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, j: int) -> tuple[int, torch.Tensor | str]:
+        video_idx, indices = self.plan[j]
+        try:
+            return video_idx, self.dataset.read_frames(video_idx, indices)
+        except Exception as exc:  # noqa: BLE001 - a broken file is skipped and counted
+            return video_idx, f"{type(exc).__name__}: {exc}"
+
+
+def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
+    from vgz.data.datasets import _worker_init
+
+    if not plan:
+        return iter(())
+    extra = {"worker_init_fn": _worker_init, "prefetch_factor": 2} if num_workers > 0 else {}
+    loader = torch.utils.data.DataLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
+                                         num_workers=min(num_workers, len(plan)), **extra)
+    return iter(loader)
+
+
+def dataset_clips(dataset: Any, *, num_clips: int, num_frames: int, subsample: int = 1, random_offset: bool = True,
+                  seed: int = 0, batch_size: int = 8, num_workers: int = 2) -> Samples:
+    """One clip of ``num_frames`` frames, every ``subsample``-th, per video, from the first videos
+    (in order) with at least ``num_frames * subsample`` frames (StyleGAN-V's ``discard_short_videos``
+    rule), until ``num_clips`` clips are read. Offsets are drawn from ``derive_seed(seed, video)``
+    in ``[0, len - num_frames * subsample + subsample - 1]`` (the official range), or 0.
+
+    Videos that fail to decode are skipped and counted in ``info["videos_failed"]``; later
+    videos take their place.
+    """
+    need = num_frames * subsample
+    eligible = [i for i in range(dataset.num_videos) if dataset.video_lengths[i] >= need]
+    plan = []
+    for video_idx in eligible:
+        length = dataset.video_lengths[video_idx]
+        offset = 0
+        if random_offset:
+            offset = int(np.random.default_rng(derive_seed(seed, video_idx)).integers(length - need + subsample))
+        plan.append((video_idx, offset + np.arange(num_frames) * subsample))
+    info: dict[str, Any] = {"videos": dataset.num_videos, "videos_too_short": dataset.num_videos - len(eligible),
+                            "videos_failed": 0, "clips": 0}
+
+    def batches() -> Iterator[torch.Tensor]:
+        pending: list[torch.Tensor] = []
+        failed: list[str] = []
+        for video_idx, frames in _read_plan(dataset, plan, num_workers):
+            if isinstance(frames, str):
+                failed.append(f"{dataset.video_paths[video_idx]} ({frames})")
+                info["videos_failed"] = len(failed)
+                continue
+            pending.append(frames)
+            info["clips"] += 1
+            if len(pending) == batch_size or info["clips"] == num_clips:
+                yield torch.stack(pending)
+                pending = []
+            if info["clips"] == num_clips:
+                break
+        if pending:
+            yield torch.stack(pending)
+        if failed:
+            import warnings
+
+            from vgz.data.datasets import DatasetWarning
+
+            warnings.warn(f"{dataset.config.path}: {len(failed)} videos failed to decode and were skipped: "
+                          f"{'; '.join(failed[:3])}{'...' if len(failed) > 3 else ''}", DatasetWarning, stacklevel=2)
+
+    return Samples(batches(), min(num_clips, len(eligible)), info)
+
+
+def dataset_frames(dataset: Any, *, num_frames: int | None = None, num_videos: int | None = None,
+                   batch_size: int = 32, num_workers: int = 2, chunk: int = 64) -> Samples:
+    """Every frame of every video in order (FID's real side), or the first ``num_frames`` of them,
+    from the first ``num_videos`` videos. Videos that fail to decode are skipped and counted."""
+    videos = range(dataset.num_videos if num_videos is None else min(num_videos, dataset.num_videos))
+    plan, total = [], 0
+    for video_idx in videos:
+        length = dataset.video_lengths[video_idx]
+        for start in range(0, length, chunk):
+            plan.append((video_idx, np.arange(start, min(start + chunk, length))))
+        total += length
+        if num_frames is not None and total >= num_frames:
+            break
+    total = total if num_frames is None else min(total, num_frames)
+    info: dict[str, Any] = {"videos": len(videos), "videos_failed": 0, "frames": 0}
+
+    def batches() -> Iterator[torch.Tensor]:
+        failed: set[int] = set()
+        pending: list[torch.Tensor] = []
+        count = 0
+        for video_idx, frames in _read_plan(dataset, plan, num_workers):
+            if isinstance(frames, str) or video_idx in failed:
+                failed.add(video_idx)
+                info["videos_failed"] = len(failed)
+                continue
+            pending.extend(frames[: total - count])
+            count = min(total, count + len(frames))
+            while len(pending) >= batch_size:
+                yield torch.stack(pending[:batch_size])
+                pending = pending[batch_size:]
+            if count >= total:
+                break
+        if pending:
+            yield torch.stack(pending)
+        info["frames"] = count
+
+    return Samples(batches(), total, info)
+
+
+def _clip_seeds(seed: int, start: int, count: int) -> list[int]:
+    # Clip i's seed depends on (seed, i) only: independent of the batch size, unrelated across seeds.
+    return [derive_seed(seed, i) for i in range(start, start + count)]
+
+
+def generated_clips(pipe: Any, *, num_clips: int, num_frames: int, subsample: int = 1, seed: int = 0,
+                    batch_size: int = 8, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+    """``num_clips`` generated clips of frames ``t = 0, s, ..., (num_frames - 1) s`` (s = ``subsample``
+    training frames), uint8 ``[B, T, C, H, W]``. ``labels`` (``[N, c_dim]``, the real dataset's) give
+    class-conditional models their labels, drawn at random as the official code does."""
+    if not getattr(pipe, "is_video", True):
+        raise ValueError(f"{type(pipe).__name__} generates images; video metrics need a video pipeline")
+    fps = pipe.config.fps / subsample
+    rng = np.random.default_rng(derive_seed(seed, 2**31))
+
+    def batches() -> Iterator[torch.Tensor]:
+        for start in range(0, num_clips, batch_size):
+            count = min(batch_size, num_clips - start)
+            c = None if labels is None else labels[rng.integers(len(labels), size=count)]
+            out = pipe(num_videos=count, num_frames=num_frames, fps=fps, generator=_clip_seeds(seed, start, count),
+                       c=c, output_type="pt", **call_kwargs)
+            yield to_uint8(out.frames)
+
+    return Samples(batches(), num_clips, {"clips": num_clips, "seed": seed})
+
+
+def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, seed: int = 0, batch_size: int = 32,
+                     labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+    """``num_frames`` generated frames, uint8 ``[N, C, H, W]``: frames ``t = 0..frames_per_video-1``
+    of consecutive videos (StyleGAN-V's FID), or single images from an image pipeline."""
+    per_video = frames_per_video if getattr(pipe, "is_video", True) else 1
+    num_videos = math.ceil(num_frames / per_video)
+    videos_per_batch = max(1, batch_size // per_video)
+    rng = np.random.default_rng(derive_seed(seed, 2**31))
+
+    def batches() -> Iterator[torch.Tensor]:
+        left = num_frames
+        for start in range(0, num_videos, videos_per_batch):
+            count = min(videos_per_batch, num_videos - start)
+            c = None if labels is None else labels[rng.integers(len(labels), size=count)]
+            seeds = _clip_seeds(seed, start, count)
+            if per_video == 1:
+                out = pipe(num_images=count, generator=seeds, c=c, output_type="pt", **call_kwargs)
+            else:
+                out = pipe(num_videos=count, num_frames=per_video, generator=seeds, c=c, output_type="pt",
+                           **call_kwargs)
+            images = to_uint8(out.frames.flatten(0, 1))[:left]
+            left -= len(images)
+            yield images
+
+    return Samples(batches(), num_frames, {"frames": num_frames, "frames_per_video": per_video, "seed": seed})
+
+
+# --------------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class FVDConfig(ComponentConfig):
+    """An FVD protocol. Presets: ``fvd16``, ``fvd128``, ``fvd128_subsample8`` (StyleGAN-V's
+    ``fvd2048_16f``, ``fvd2048_128f``, ``fvd2048_128f_subsample8f``)."""
+
+    num_real: int = config_field(2048, min=1, help="real clips at most: one per video long enough")
+    num_fake: int = config_field(2048, min=1, help="generated clips")
+    num_frames: int = config_field(16, min=1, help="frames per clip")
+    subsample: int = config_field(1, min=1, help="every n-th frame (FVD128/8: 16 frames with n = 8)")
+    real_seed: int = config_field(0, min=0, help="seed of the real clips' random offsets (fixed: real statistics "
+                                                 "are cached and shared across runs)")
+    frames_per_batch: int = config_field(128, min=1, help="frames through the detector at once (official: 128 "
+                                                          "at 256x256, i.e. 8 clips of 16 frames)")
+
+    presets = {
+        "fvd16": {},
+        "fvd128": {"num_frames": 128},
+        "fvd128_subsample8": {"num_frames": 16, "subsample": 8},
+    }
+
+
+@dataclass
+class FIDConfig(ComponentConfig):
+    """StyleGAN-V's ``fid50k_full``: all real frames against 50k generated ones."""
+
+    num_real: int | None = config_field(None, min=1, help="real frames at most; None = every frame of every video")
+    num_fake: int = config_field(50000, min=1, help="generated frames")
+    frames_per_video: int = config_field(16, min=1, help="generated frames t = 0..n-1 per video")
+    batch_size: int = config_field(32, min=1, help="frames through the detector at once")
+
+    presets = {"fid50k_full": {}}
+
+
+class Metric:
+    """Base of metrics: which detector, which real and which generated samples, and the protocol
+    record. The Frechet distance of the two feature sets is the value."""
+
+    config_class: ClassVar[type[ComponentConfig]]
+    detector_kind: ClassVar[str]
+    official_name: ClassVar[str]
+    default_preset: ClassVar[str | None] = None
+
+    def __init__(self, config: ComponentConfig | None = None, **overrides: Any):
+        if config is None:
+            config = self.config_class.from_preset(self.default_preset, **overrides)
+        elif overrides:
+            config = config.replace(**overrides)
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        from vgz.registry import registry_key
+
+        return registry_key(type(self))[1]
+
+    def limit(self, num_videos: int | None) -> "Metric":
+        """This metric with at most ``num_videos`` real and generated videos (quick, not comparable)."""
+        raise NotImplementedError
+
+    def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        raise NotImplementedError
+
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+        raise NotImplementedError
+
+    def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, Any]:
+        """The settings that define the number (JSON-safe)."""
+        return {"metric": self.name, "official_name": self.official_name, **self.config.to_dict()}
+
+
+class FVD(Metric):
+    """Frechet Video Distance with StyleGAN-V's protocol (see the module docstring)."""
+
+    config_class = FVDConfig
+    detector_kind = "video"
+    default_preset = "fvd16"
+    official_name = "fvd2048_16f"
+
+    def limit(self, num_videos: int | None) -> "FVD":
+        if num_videos is None:
+            return self
+        return type(self)(self.config.replace(num_real=num_videos, num_fake=num_videos))
+
+    @property
+    def clips_per_batch(self) -> int:
+        return max(1, self.config.frames_per_batch // self.config.num_frames)
+
+    def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        cfg = self.config
+        return dataset_clips(dataset, num_clips=cfg.num_real, num_frames=cfg.num_frames, subsample=cfg.subsample,
+                             seed=cfg.real_seed, batch_size=self.clips_per_batch, num_workers=num_workers)
+
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+        cfg = self.config
+        return generated_clips(pipe, num_clips=cfg.num_fake, num_frames=cfg.num_frames, subsample=cfg.subsample,
+                               seed=seed, batch_size=self.clips_per_batch, labels=labels, **call_kwargs)
+
+    def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        # Official generator_as_dataset mode: clips from the start of each generated video.
+        cfg = self.config
+        return dataset_clips(dataset, num_clips=cfg.num_fake, num_frames=cfg.num_frames, subsample=cfg.subsample,
+                             random_offset=False, batch_size=self.clips_per_batch, num_workers=num_workers)
+
+    def protocol(self) -> dict[str, Any]:
+        cfg = self.config
+        times = ", ".join(str(i * cfg.subsample) for i in range(min(cfg.num_frames, 3)))
+        last = (cfg.num_frames - 1) * cfg.subsample
+        return {**super().protocol(),
+                "real": f"up to {cfg.num_real} clips, one per video of >= {cfg.num_frames * cfg.subsample} frames "
+                        f"(shorter dropped), at a random offset (seed {cfg.real_seed})",
+                "fake": f"{cfg.num_fake} clips of frames t = {times}, ..., {last}",
+                "uint8": "generated: (x * 127.5 + 128).clamp(0, 255).to(uint8)",
+                "statistics": "float64 mean and covariance (/N); Frechet distance by symmetric eigendecomposition"}
+
+
+@register("metric", "fvd16")
+class FVD16(FVD):
+    """FVD on 16-frame clips, 2048 real vs 2048 generated (StyleGAN-V's fvd2048_16f)."""
+
+
+@register("metric", "fvd128")
+class FVD128(FVD):
+    """FVD on 128-frame clips, 2048 real vs 2048 generated (StyleGAN-V's fvd2048_128f)."""
+
+    default_preset = "fvd128"
+    official_name = "fvd2048_128f"
+
+
+@register("metric", "fvd128_subsample8")
+class FVD128Subsample8(FVD):
+    """FVD on 128-frame spans seen every 8th frame (StyleGAN-V's fvd2048_128f_subsample8f)."""
+
+    default_preset = "fvd128_subsample8"
+    official_name = "fvd2048_128f_subsample8f"
+
+
+@register("metric", "fid")
+class FID(Metric):
+    """Frechet Inception Distance over frames: every real frame vs 50k generated (StyleGAN-V's fid50k_full)."""
+
+    config_class = FIDConfig
+    detector_kind = "image"
+    default_preset = "fid50k_full"
+    official_name = "fid50k_full"
+
+    def __init__(self, config: ComponentConfig | None = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.num_real_videos: int | None = None
+
+    def limit(self, num_videos: int | None) -> "FID":
+        if num_videos is None:
+            return self
+        limited = type(self)(self.config.replace(num_fake=num_videos * self.config.frames_per_video))
+        limited.num_real_videos = num_videos
+        return limited
+
+    def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        return dataset_frames(dataset, num_frames=self.config.num_real, num_videos=self.num_real_videos,
+                              batch_size=self.config.batch_size, num_workers=num_workers)
+
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+        cfg = self.config
+        return generated_frames(pipe, num_frames=cfg.num_fake, frames_per_video=cfg.frames_per_video, seed=seed,
+                                batch_size=cfg.batch_size, labels=labels, **call_kwargs)
+
+    def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
+        return dataset_frames(dataset, num_frames=self.config.num_fake, batch_size=self.config.batch_size,
+                              num_workers=num_workers)
+
+    def protocol(self) -> dict[str, Any]:
+        cfg = self.config
+        real = "every frame of every video" if cfg.num_real is None else f"the first {cfg.num_real} frames"
+        if self.num_real_videos is not None:
+            real += f" of the first {self.num_real_videos} videos"
+        return {**super().protocol(), "real_videos": self.num_real_videos, "real": real,
+                "fake": f"{cfg.num_fake} frames: t = 0..{cfg.frames_per_video - 1} of consecutive videos",
+                "uint8": "generated: (x * 127.5 + 128).clamp(0, 255).to(uint8)",
+                "statistics": "float64 mean and covariance (/N); Frechet distance by symmetric eigendecomposition"}
+
+
+#: Official metric names accepted as aliases.
+ALIASES = {"fvd2048_16f": "fvd16", "fvd2048_128f": "fvd128", "fvd2048_128f_subsample8f": "fvd128_subsample8",
+           "fid50k_full": "fid"}
+
+
+def create_metric(name: str, **overrides: Any) -> Metric:
+    """A registered metric by name (official names such as ``fvd2048_16f`` work too)."""
+    from vgz import registry
+
+    entry = registry.get("metric", ALIASES.get(name, name))
+    return entry.cls(**overrides)
