@@ -85,6 +85,23 @@ def report(name: str, seconds: list[float], items: int, unit: str, memory: float
     return rate
 
 
+@torch.no_grad()
+def compare(ours: dict, reference: tuple, batch: torch.Tensor, unit: str, iters: int, device: str) -> dict[str, float]:
+    """Time vgz's detectors and the reference (if given) on ``batch``; print rates and the ratio."""
+    runs = dict(ours)
+    ref_name, ref_fn = reference
+    first = next(iter(ours))
+    if ref_fn is not None:
+        diff = (ref_fn(batch) - ours[first](batch)).abs().max().item()
+        print(f"  ({ref_name} vs {first}: max |difference| {diff:.2e})")
+        runs[ref_name] = ref_fn
+    rates = {name: report(name, time_fn(lambda: fn(batch), iters, 1, device), len(batch), unit,
+                          peak_memory(lambda: fn(batch), device)) for name, fn in runs.items()}
+    if ref_fn is not None:
+        print(f"  vgz / reference: {rates[first] / rates[ref_name]:.2f}x")
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -110,18 +127,9 @@ def main() -> None:
                                    "video").to(device)
     i3d = i3d.to(device)
     print(f"I3D, {args.clips} clips of 16 frames at {args.size}x{args.size} (FVD16 input), {device}:")
-    with torch.no_grad():
-        runs = {"vgz I3DDetector": lambda: i3d(clips), "vgz TorchScript (StyleGAN-V call)": lambda: scripted(clips)}
-        reference = None
-        if args.videogpt:
-            reference = official_i3d(args.videogpt, i3d.net.state_dict(), device)
-            diff = (reference(clips) - i3d(clips)).abs().max().item()
-            print(f"  (reference port vs vgz: max |logit difference| {diff:.2e})")
-            runs["reference: VideoGPT/TATS port"] = lambda: reference(clips)
-        rates = {name: report(name, time_fn(fn, args.iters, 1, device), args.clips, "clip", peak_memory(fn, device))
-                 for name, fn in runs.items()}
-    if reference is not None:
-        print(f"  vgz / reference: {rates['vgz I3DDetector'] / rates['reference: VideoGPT/TATS port']:.2f}x")
+    reference = official_i3d(args.videogpt, i3d.net.state_dict(), device) if args.videogpt else None
+    rates = compare({"vgz I3DDetector": i3d, "vgz TorchScript (StyleGAN-V call)": scripted},
+                    ("reference: VideoGPT/TATS port", reference), clips, "clip", args.iters, device)
     best = max(rates["vgz I3DDetector"], rates["vgz TorchScript (StyleGAN-V call)"])
     print(f"  FVD16 protocol (4096 clips through I3D): {4096 / best / 60:.1f} min in the detector")
 
@@ -130,17 +138,9 @@ def main() -> None:
     images = torch.randint(0, 256, (args.frames, 3, args.size, args.size), dtype=torch.uint8, generator=gen).to(device)
     inception = randomize_(InceptionDetector()).to(device)
     print(f"Inception, {args.frames} frames at {args.size}x{args.size} (resized to 299), {device}:")
-    with torch.no_grad():
-        runs = {"vgz InceptionDetector": lambda: inception(images)}
-        if args.pytorch_fid:
-            reference = official_inception(args.pytorch_fid, inception.net.state_dict(), device)
-            diff = (reference(images) - inception(images)).abs().max().item()
-            print(f"  (reference pytorch-fid vs vgz: max |feature difference| {diff:.2e})")
-            runs["reference: pytorch-fid"] = lambda: reference(images)
-        rates = {name: report(name, time_fn(fn, args.iters, 1, device), args.frames, "frame", peak_memory(fn, device))
-                 for name, fn in runs.items()}
-    if args.pytorch_fid:
-        print(f"  vgz / reference: {rates['vgz InceptionDetector'] / rates['reference: pytorch-fid']:.2f}x")
+    reference = official_inception(args.pytorch_fid, inception.net.state_dict(), device) if args.pytorch_fid else None
+    rates = compare({"vgz InceptionDetector": inception}, ("reference: pytorch-fid", reference), images, "frame",
+                    args.iters, device)
     print(f"  FID generated side (50k frames through Inception): {50000 / rates['vgz InceptionDetector'] / 60:.1f} min")
 
 

@@ -140,3 +140,50 @@ def test_vgz_eval_without_a_detector_says_what_to_pass(model_dir):
     result = runner.invoke(app, ["eval", str(model_dir), "--data", DATA, "--metrics", "fvd16"])
     assert result.exit_code == 1
     assert "fvd16 needs a video detector (I3D)" in result.output and "i3d_torchscript.pt" in result.output
+
+
+def test_detectors_load_from_the_hub_cache_offline(detector_files, tmp_path, monkeypatch):
+    import shutil
+
+    from conftest import populate_hub_cache
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    shutil.copy(detector_files[0], folder / "i3d_torchscript.pt")
+    cache = tmp_path / "hub"
+    populate_hub_cache(cache, "vgz-test/i3d", folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    expected = load_detector(detector_files[0]).sha256
+    by_repo = load_detector("vgz-test/i3d", cache_dir=cache)
+    by_file = load_detector("vgz-test/i3d/i3d_torchscript.pt", cache_dir=cache)
+    assert by_repo.kind == by_file.kind == "video" and by_repo.sha256 == by_file.sha256 == expected
+    assert by_repo.source == "vgz-test/i3d"
+    with pytest.raises(DetectorError, match="vgz-test/other"):
+        load_detector("vgz-test/other", cache_dir=cache)
+
+
+def test_real_statistics_cache_is_keyed_by_content(tmp_path):
+    """The dataset fingerprint follows the content, not the sampling or the flips."""
+    import numpy as np
+    from PIL import Image
+
+    from vgz.data.datasets import open_dataset
+    from vgz.data.sampling import ClipSamplingConfig
+
+    root = tmp_path / "frames"
+    for v in range(2):
+        (root / f"v{v}").mkdir(parents=True)
+        for j in range(4):
+            Image.fromarray(np.full((8, 8, 3), j * 10 + v, np.uint8)).save(root / f"v{v}" / f"{j}.png")
+
+    def fingerprint(**kw):
+        return open_dataset(root, resolution=8, **kw).fingerprint()
+
+    base = fingerprint(sampling=ClipSamplingConfig.from_preset("image"))
+    assert fingerprint(sampling=ClipSamplingConfig.from_preset("image"), xflip=True, seed=5) == base
+    assert open_dataset(root, resolution=16, sampling=ClipSamplingConfig.from_preset("image")).fingerprint() != base
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "v1" / "2.png")
+    assert fingerprint(sampling=ClipSamplingConfig.from_preset("image")) != base
+    shapes = "synthetic:shapes?num_videos=4&num_frames=8"
+    assert open_dataset(shapes, resolution=8).fingerprint() == open_dataset(shapes, resolution=8).fingerprint()
+    assert open_dataset(shapes, resolution=8, seed=1).fingerprint() != open_dataset(shapes, resolution=8).fingerprint()

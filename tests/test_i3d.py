@@ -136,8 +136,8 @@ def test_load_i3d_follows_the_files_number_of_classes(weights, tmp_path):
 
 
 @pytest.mark.parametrize("defect, pattern", [
-    ("missing", r"1 missing keys \(Mixed_4c\.b1b\.bn\.running_var\)"),
-    ("unexpected", r"1 unexpected keys \(Mixed_4c\.extra\.weight\)"),
+    ("missing", r"1 missing: Mixed_4c\.b1b\.bn\.running_var"),
+    ("unexpected", r"1 unexpected: Mixed_4c\.extra\.weight"),
     ("shape", r"Conv3d_2c_3x3\.conv3d\.weight: expected \(192, 64, 3, 3, 3\), found \(192, 64, 1, 3, 3\)"),
 ])
 def test_load_i3d_rejects_wrong_state_dicts(weights, tmp_path, defect, pattern):

@@ -47,6 +47,25 @@ def _first(names: list[str]) -> str:
     return shown + (f" (and {len(names) - _SHOW} more)" if len(names) > _SHOW else "")
 
 
+def state_dict_problems(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                        optional: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """How ``state`` differs from a module's ``expected`` state dict: ``(problems, mis-shaped keys)``,
+    each problem one phrase naming a few keys (``"2 missing: a, b"``, ``"1 unexpected: c"``,
+    ``"1 with other shapes: d: expected (3,), found (4,)"``). Keys in ``optional`` may be absent."""
+    missing = [k for k in expected if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: {_first(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected: {_first(unexpected)}")
+    if mismatched:
+        shapes = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}" for k in mismatched]
+        problems.append(f"{len(mismatched)} with other shapes: {_first(shapes)}")
+    return problems, mismatched
+
+
 def read_component_config(folder: Path) -> tuple[str, str, dict[str, Any]]:
     """Read ``folder/config.json``: ``(kind, name, config fields)``."""
     path = folder / CONFIG_NAME
@@ -199,17 +218,7 @@ class ModelMixin(nn.Module):
     def load_weights(self, state: dict[str, torch.Tensor], *, strict: bool = True, source: str = "state dict") -> None:
         """Copy ``state`` into this module, with errors that name missing, unexpected and mis-shaped keys."""
         own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        mismatched = [f"{k}: expected {tuple(own[k].shape)}, found {tuple(state[k].shape)}"
-                      for k in own if k in state and own[k].shape != state[k].shape]
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing: {_first(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected: {_first(unexpected)}")
-        if mismatched:
-            problems.append(f"{len(mismatched)} with other shapes: {_first(mismatched)}")
+        problems, mismatched = state_dict_problems(own, state)
         if mismatched or (strict and problems):
             raise WeightsError(f"weights in {source} do not fit {type(self).__name__}: " + "; ".join(problems))
         if problems:

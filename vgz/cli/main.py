@@ -456,7 +456,7 @@ def eval_cmd(
     from vgz.data.datasets import DatasetError
     from vgz.hub import ModelNotFoundError
     from vgz.metrics.detectors import DetectorError
-    from vgz.metrics.evaluate import EvaluationError, evaluate
+    from vgz.metrics.evaluation import EvaluationError, evaluate
     from vgz.registry import UnknownComponentError
 
     folder = Path(model).expanduser()

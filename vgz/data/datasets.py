@@ -470,7 +470,21 @@ class _HandleCache:
                 pass
 
 
+    def close_all(self) -> None:
+        """Close this process's readers (a forked child's inherited ones stay untouched)."""
+        if self._pid == os.getpid():
+            for key in list(self._items):
+                self.drop(key)
+
+
 _readers = _HandleCache()
+
+
+def close_readers() -> None:
+    """Close the video readers this process holds. Called before DataLoader workers are forked: a
+    decoder's thread pool (decord's, FFmpeg's) running in the parent at the fork can leave a lock
+    held forever in the child, which then hangs on its first decode."""
+    _readers.close_all()
 
 
 def _decord_available() -> bool:
@@ -900,6 +914,7 @@ def make_dataloader(dataset: torch.utils.data.Dataset, *, batch_size: int, sampl
     """
     extra: dict[str, Any] = {}
     if num_workers > 0:
+        close_readers()
         extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init}
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                                        pin_memory=pin_memory, **extra)

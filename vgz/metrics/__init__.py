@@ -1,6 +1,6 @@
 """Evaluation: FVD and FID with StyleGAN-V's protocol.
 
-* :mod:`vgz.metrics.evaluate`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
+* :mod:`vgz.metrics.evaluation`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
 * :mod:`vgz.metrics.protocol`: the registered metrics (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
   ``fid``) and how their real and generated samples are taken.
 * :mod:`vgz.metrics.detectors`: the feature-detector contract and :func:`load_detector`
@@ -17,10 +17,10 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "evaluate": "vgz.metrics.evaluate",
-    "EvalReport": "vgz.metrics.evaluate",
-    "EvaluationError": "vgz.metrics.evaluate",
-    "default_cache_dir": "vgz.metrics.evaluate",
+    "evaluate": "vgz.metrics.evaluation",
+    "EvalReport": "vgz.metrics.evaluation",
+    "EvaluationError": "vgz.metrics.evaluation",
+    "default_cache_dir": "vgz.metrics.evaluation",
     "create_metric": "vgz.metrics.protocol",
     "Metric": "vgz.metrics.protocol",
     "FeatureDetector": "vgz.metrics.detectors",

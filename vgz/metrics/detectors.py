@@ -202,22 +202,13 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
         DetectorError: ``"{path}: expected {what}, found ..."`` with a few of the missing,
             unexpected or mis-shaped keys.
     """
+    from vgz.modeling import state_dict_problems
+
     optional = {k for k in expected if k.endswith(".num_batches_tracked")}
-    missing = [k for k in expected if k not in state and k not in optional]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({_few(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
-    if mismatched:
-        shown = "; ".join(f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
-                          for k in mismatched[:3])
-        problems.append(f"{len(mismatched)} shape mismatches ({shown}{'; ...' if len(mismatched) > 3 else ''})")
+    problems, _ = state_dict_problems(expected, state, optional)
     if problems:
         raise DetectorError(f"{path}: expected {what} ({len(expected) - len(optional)} tensors), found "
-                            f"{len(state)} tensors with " + ", ".join(problems))
+                            f"{len(state)} tensors with " + "; ".join(problems))
     zero = torch.zeros((), dtype=torch.long)
     return {k: state[k] if k in state else zero for k in expected}
 

@@ -83,10 +83,12 @@ class _Reader(torch.utils.data.Dataset):
 
 
 def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
-    from vgz.data.datasets import _worker_init
+    from vgz.data.datasets import _worker_init, close_readers
 
     if not plan:
         return iter(())
+    if num_workers > 0:
+        close_readers()  # no decoder threads of this process may be copied into forked workers
     extra = {"worker_init_fn": _worker_init, "prefetch_factor": 2} if num_workers > 0 else {}
     loader = torch.utils.data.DataLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
                                          num_workers=min(num_workers, len(plan)), **extra)

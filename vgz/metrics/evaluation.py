@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from vgz.metrics.detectors import FeatureDetector, load_detector
@@ -111,7 +112,7 @@ def _pipeline_resolution(pipe: Any) -> int:
 
 
 def _native_resolution(dataset: Any) -> int:
-    frame = dataset._decode(0, __import__("numpy").array([0]))[0]
+    frame = dataset._decode(0, np.array([0]))[0]  # the file's own size, before any resize
     height, width = frame.shape[:2]
     if height != width:
         raise EvaluationError(f"{dataset.video_paths[0]}: frames are {width}x{height}; pass resolution= (frames "
@@ -313,8 +314,6 @@ def evaluate(
             if dataset.label_dim != pipe.mapping.config.c_dim:
                 raise EvaluationError(f"the model takes {pipe.mapping.config.c_dim} labels, the real data has "
                                       f"{dataset.label_dim}")
-            import numpy as np
-
             labels = np.stack([dataset.get_label(i) for i in range(dataset.num_videos)])
     call_kwargs: dict[str, Any] = {"truncation_psi": truncation_psi}
     if noise_mode is not None:
