@@ -195,3 +195,25 @@ def test_info_on_a_pipeline(tiny_pipeline):
     data = json.loads(run_vgz("info", str(folder), "--json").stdout)
     assert data["pipeline"] == "styleganv" and set(data["components"]) == {"mapping", "motion", "synthesis"}
     assert data["components"]["synthesis"]["weights"][0]["num_parameters"] > 0
+
+
+def test_generate_without_a_model_writes_a_video_and_a_grid_here(tmp_path):
+    """`vgz generate` alone: the default model (here a tiny one through VGZ_DEFAULT_MODEL, as the
+    shipped model's own test cannot assume its weights) writes video.mp4 and grid.mp4 in the cwd."""
+    from vgz.pipelines.styleganv import StyleGANVPipeline
+
+    model = StyleGANVPipeline.from_preset("tiny").save_pretrained(tmp_path / "default-model")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_vgz("generate", "--num-frames", "6", "-q", env={"VGZ_DEFAULT_MODEL": str(model)}, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert str(work / "video.mp4") in result.stdout and str(work / "grid.mp4") in result.stdout
+    assert "built-in model" in result.stdout
+    video, _ = vgz.read_video(work / "video.mp4")
+    grid, _ = vgz.read_video(work / "grid.mp4")
+    assert video.shape == (6, 3, 16, 16) and grid.shape == (6, 3, 48, 48)  # 3x3 content/motion grid
+
+
+def test_generate_without_a_model_says_when_the_builtin_one_is_missing(tmp_path):
+    result = run_vgz("generate", env={"VGZ_DEFAULT_MODEL": str(tmp_path / "nothing")}, cwd=tmp_path)
+    assert result.returncode == 1 and "nothing" in result.stderr

@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["card_path", "load_card", "new_card", "write_eval_results", "read_eval_results", "TASK_TYPE"]
+__all__ = ["card_path", "load_card", "new_card", "write_eval_results", "read_eval_results", "card_for_push",
+           "training_text",
+           "TASK_TYPE"]
 
 TASK_TYPE = "unconditional-video-generation"
 _EVAL_SECTION = re.compile(r"<!-- vgz-eval:start -->.*?<!-- vgz-eval:end -->", re.S)
@@ -43,11 +45,32 @@ def new_card(folder: str | os.PathLike, *, model_name: str | None = None, repo_i
     index_file = folder / "model_index.json"
     pipeline = json.loads(index_file.read_text()).get("_vgz_pipeline", "vgz") if index_file.is_file() else "vgz"
     name = model_name or folder.resolve().name
+    repo_id = repo_id or _placeholder(folder)
     data = ModelCardData(library_name="vgz", tags=sorted({"vgz", "video-generation", "gan", pipeline, *(tags or [])}),
                          model_name=name, **card_data)
     return ModelCard.from_template(data, template_str=_template(), model_name=name, pipeline_name=pipeline,
-                                   repo_id=repo_id or f"path/to/{name}", description=description, training=training,
+                                   repo_id=repo_id, description=description, training=training,
                                    evaluation="")
+
+
+def _placeholder(folder: Path) -> str:
+    """What the usage lines name before the model has a Hub repo id (replaced on push)."""
+    return f"path/to/{Path(folder).resolve().name}"
+
+
+def card_for_push(folder: str | os.PathLike, repo_id: str, **new_card_kwargs: Any):
+    """The card to upload with ``folder`` to ``repo_id``: the folder's own (usage lines pointed at
+    the repo, ``library_name: vgz`` and the vgz tag ensured) or a fresh one from the template."""
+    card = load_card(folder)
+    if card is None:
+        return new_card(folder, repo_id=repo_id, **new_card_kwargs)
+    card.text = card.text.replace(_placeholder(Path(folder)), repo_id)
+    training = new_card_kwargs.get("training")
+    if training and "\n## Training\n\nNot recorded.\n" in card.text:
+        card.text = card.text.replace("\n## Training\n\nNot recorded.\n", f"\n## Training\n\n{training}\n", 1)
+    card.data.library_name = card.data.library_name or "vgz"
+    card.data.tags = sorted({"vgz", *(card.data.tags or [])})
+    return card
 
 
 def load_card(folder: str | os.PathLike):
@@ -114,6 +137,28 @@ def _evaluation_text(results: list) -> str:
         "file: numbers are comparable only between equal hashes."
     ).format(vgz=(results[0].metric_args or {}).get("vgz", "?"))
     return "\n".join(rows) + "\n\n" + protocol
+
+
+def training_text(run_dir: str | os.PathLike) -> str:
+    """A card's training section from a run folder: recipe, data, steps and the settings that differ
+    from the recipe's defaults (read from the run's config.json and its latest checkpoint)."""
+    import json
+
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return ""
+    steps = None
+    states = sorted(run_dir.glob("checkpoints/step-*/trainer_state.json"), key=lambda p: int(p.parent.name[5:]))
+    if states:
+        steps = json.loads(states[-1].read_text()).get("step")
+    recipe = config.get("recipe_config", {})
+    lines = [f"Trained by vgz {config.get('vgz_version', '')} with `vgz train --recipe {config.get('recipe')}` on "
+             f"`{config.get('data')}` at {recipe.get('resolution')}x{recipe.get('resolution')}"
+             + (f" for {steps} steps of {recipe.get('batch_size')} clips." if steps is not None else "."),
+             "", "Recipe settings:", "", "```json", json.dumps(recipe, indent=2), "```"]
+    return "\n".join(lines)
 
 
 def write_eval_results(folder: str | os.PathLike, report: Any, **new_card_kwargs: Any) -> Path:

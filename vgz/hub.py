@@ -10,7 +10,12 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["resolve_folder", "is_repo_id", "ModelNotFoundError"]
+__all__ = ["resolve_folder", "is_repo_id", "ModelNotFoundError", "push_folder", "save_and_push", "model_folder",
+           "builtin_model", "BUILTIN_MODEL"]
+
+#: The model ``vgz generate`` uses when given none: a StyleGAN-V that vgz trained on synthetic:shapes,
+#: shipped in the package (``vgz/assets/``; its README.md says how it was trained).
+BUILTIN_MODEL = "shapes64"
 
 # "org/name" with the characters the Hub allows; no leading dot or slash (those are paths).
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -79,4 +84,87 @@ def resolve_folder(
     folder = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if not folder.is_dir():
         raise ModelNotFoundError(f"Hub repo {ref!r} has no folder {subfolder!r}")
+    return folder
+
+
+# --------------------------------------------------------------------------------- pushing
+
+#: Files of a model folder that are not uploaded (temporary files of interrupted writes).
+_SKIP_PREFIXES = (".",)
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The pipeline or component folder ``path`` names: itself, or a run folder's ``pipeline/``."""
+    path = Path(path).expanduser()
+    if (path / "model_index.json").is_file() or (path / "config.json").is_file() and not (path / "pipeline").is_dir():
+        return path
+    if (path / "pipeline" / "model_index.json").is_file():
+        return path / "pipeline"
+    raise ModelNotFoundError(f"{path}: expected a saved pipeline (model_index.json), a component (config.json) or "
+                             "a training run folder (pipeline/model_index.json), found none")
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    card_kwargs: dict | None = None,
+):
+    """Upload a saved model folder to the Hub repo ``repo_id`` in one commit: weights, configs and a
+    model card (``README.md``: ``library_name: vgz``, tags, eval results as ``model-index``).
+
+    The folder's own card is used when it has one (``vgz eval`` writes it), with its usage lines
+    pointed at ``repo_id``; otherwise a card is made from the template. The folder itself is not
+    modified. Returns huggingface_hub's ``CommitInfo``.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from vgz.cards import card_for_push
+
+    folder = Path(folder)
+    if not is_repo_id(repo_id):
+        raise ValueError(f"expected a Hub repo id of the form 'org/name', found {repo_id!r}")
+    if not ((folder / "model_index.json").is_file() or (folder / "config.json").is_file()):
+        raise ModelNotFoundError(f"{folder}: expected a saved vgz model (model_index.json or config.json)")
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(_SKIP_PREFIXES) for part in p.relative_to(folder).parts))
+    card = card_for_push(folder, repo_id, **(card_kwargs or {}))
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+                  for p in files if p.relative_to(folder).as_posix() != "README.md"]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    return api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload {folder.name} with vgz",
+                             revision=revision, create_pr=create_pr, repo_type="model")
+
+
+def save_and_push(model, repo_id: str, *, variant: str | None = None, **push_kwargs):
+    """``model.save_pretrained`` into a temporary folder, then :func:`push_folder` it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save_pretrained(Path(tmp) / repo_id.split("/")[-1], variant=variant)
+        return push_folder(folder, repo_id, **push_kwargs)
+
+
+def builtin_model() -> Path:
+    """The folder of the built-in model (``$VGZ_DEFAULT_MODEL`` replaces it, e.g. in tests).
+
+    Raises:
+        ModelNotFoundError: when this installation does not have it.
+    """
+    override = os.environ.get("VGZ_DEFAULT_MODEL")
+    if override:
+        return Path(override)
+    from importlib import resources
+
+    folder = Path(str(resources.files("vgz") / "assets" / BUILTIN_MODEL))
+    if not (folder / "model_index.json").is_file():
+        raise ModelNotFoundError(f"the built-in model is missing from this installation ({folder}); "
+                                 "pass a model folder or a Hub repo id")
     return folder

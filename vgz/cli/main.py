@@ -234,9 +234,11 @@ def parse_seeds(text: str) -> list[int]:
 
 @app.command("generate")
 def generate_cmd(
-    model: str = typer.Argument(..., help="A saved pipeline folder or a Hub repo id."),
-    out: Path = typer.Option(Path("video.mp4"), "--out", "-o",
-                             help="Output .mp4/.mkv/.mov/.gif. With '{seed}' in the name, one file per seed."),
+    model: Optional[str] = typer.Argument(None, help="A saved pipeline folder, a run folder or a Hub repo id. "
+                                          "Default: vgz's built-in model (StyleGAN-V trained by vgz on "
+                                          "synthetic:shapes), written to video.mp4 and grid.mp4 here."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .mp4/.mkv/.mov/.gif (default video.mp4). "
+                                       "With '{seed}' in the name, one file per seed."),
     num_frames: int = typer.Option(64, "--num-frames", "-n", min=1, help="Frames to write."),
     fps: Optional[float] = typer.Option(None, help="Frames per second of the output (default: the model's)."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Seeds, e.g. '0-7' or '1,5,9': one video each."),
@@ -253,24 +255,50 @@ def generate_cmd(
     revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Generate videos of any length and frame rate; frames stream to the file chunk by chunk."""
-    import contextlib
+    """Generate videos of any length and frame rate; frames stream to the file chunk by chunk.
 
+    With no MODEL and no --out, the built-in model writes video.mp4 (the first seed) and grid.mp4
+    (a content/motion grid of three seeds) in the current folder.
+    """
     import torch
-    from tqdm import tqdm
 
-    from vgz.data.video import VideoWriter, tile_videos
-    from vgz.hub import ModelNotFoundError
+    from vgz.hub import ModelNotFoundError, builtin_model, model_folder
     from vgz.pipelines import VideoPipeline
 
     seed_list = parse_seeds(seeds)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        pipe = VideoPipeline.from_pretrained(model, revision=revision, device=device)
+        if model is None:
+            ref = builtin_model()
+        elif Path(model).expanduser().is_dir():
+            ref = model_folder(model)  # a run folder: its EMA pipeline
+        else:
+            ref = model
+        pipe = VideoPipeline.from_pretrained(ref, revision=revision, device=device)
     except (ModelNotFoundError, FileNotFoundError, ValueError, TypeError) as exc:
         _fail(str(exc))
-    fps = pipe.config.fps if fps is None else fps
+    jobs = [(out or Path("video.mp4"), seed_list, grid)]
+    if model is None and out is None and not grid:  # the first-five-minutes default: a video and a grid
+        jobs = [(Path("video.mp4"), seed_list[:1], False), (Path("grid.mp4"), [s + seed_list[0] for s in range(3)], True)]
+    options = dict(num_frames=num_frames, fps=pipe.config.fps if fps is None else fps, slowmo=slowmo,
+                   truncation_psi=truncation_psi, noise_mode=noise_mode, class_id=class_id, chunk_size=chunk_size,
+                   lossless=lossless, quiet=quiet)
+    for path, job_seeds, job_grid in jobs:
+        _generate_file(pipe, path, job_seeds, job_grid, **options)
+    if model is None:
+        typer.echo(f"made by vgz's built-in model ({ref}); its card: {Path(ref) / 'README.md'}")
+
+
+def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_frames: int, fps: float, slowmo: float,
+                   truncation_psi: float, noise_mode: str, class_id: int | None, chunk_size: int, lossless: bool,
+                   quiet: bool) -> None:
+    import contextlib
+
+    from tqdm import tqdm
+
+    from vgz.data.video import VideoWriter, tile_videos
+
     per_seed = "{seed}" in str(out)
     if grid and per_seed:
         _fail("--grid writes one video; drop '{seed}' from --out")
@@ -289,7 +317,7 @@ def generate_cmd(
             chunks = pipe.stream(num_videos, num_frames, fps=fps * slowmo, generator=generators,
                                  truncation_psi=truncation_psi, noise_mode=noise_mode, c=c, chunk_size=chunk_size,
                                  **latents)
-            with tqdm(total=num_frames, unit="frame", desc="generating", disable=quiet) as bar:
+            with tqdm(total=num_frames, unit="frame", desc=f"generating {out}", disable=quiet) as bar:
                 for chunk in chunks:
                     if per_seed:
                         for writer, video in zip(writers, chunk.frames):
@@ -300,8 +328,9 @@ def generate_cmd(
     except ValueError as exc:
         _fail(str(exc))
     h, w = writers[0].frame_size
-    typer.echo(f"wrote {len(paths)} video{'s' if len(paths) > 1 else ''} ({num_frames} frames, {w}x{h}, {fps:g} fps): "
-               + ", ".join(map(str, paths)))
+    what = "grid" if grid else f"video{'s' if len(paths) > 1 else ''}"
+    typer.echo(f"wrote {len(paths)} {what} ({num_frames} frames, {w}x{h}, {fps:g} fps): "
+               + ", ".join(str(p.resolve()) for p in paths))
 
 
 def parse_overrides(args: list[str]) -> dict[str, object]:
@@ -487,6 +516,34 @@ def eval_cmd(
         from vgz.cards import write_eval_results
 
         typer.echo(f"wrote {write_eval_results(folder, report)}")
+
+
+@app.command("push")
+def push_cmd(
+    model: Path = typer.Argument(..., help="A saved pipeline or component folder, or a training run folder (its "
+                                           "pipeline/ is pushed)."),
+    repo_id: str = typer.Argument(..., help="The Hub repo, org/name (created if missing)."),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Commit message."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    revision: Optional[str] = typer.Option(None, help="Branch to commit to."),
+    create_pr: bool = typer.Option(False, "--create-pr", help="Open a pull request instead of committing."),
+    token: Optional[str] = typer.Option(None, help="Hub token (default: the saved login or HF_TOKEN)."),
+) -> None:
+    """Upload a model to the Hugging Face Hub in one commit: weights, configs and its model card."""
+    from vgz.cards import training_text
+    from vgz.hub import ModelNotFoundError, model_folder, push_folder
+
+    try:
+        folder = model_folder(model)
+    except ModelNotFoundError as exc:
+        _fail(str(exc))
+    card_kwargs = {"training": training_text(model)} if folder != model.expanduser() else {}
+    try:
+        info = push_folder(folder, repo_id, commit_message=message, private=private or None, token=token,
+                           revision=revision, create_pr=create_pr, card_kwargs=card_kwargs)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"pushed {folder} to https://huggingface.co/{repo_id}: {getattr(info, 'commit_url', info)}")
 
 
 def main() -> None:

@@ -185,6 +185,17 @@ class VideoPipeline:
         atomic_write_text(folder / MODEL_INDEX, json.dumps(index, indent=2) + "\n")
         return folder
 
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | bool | None = None, revision: str | None = None, create_pr: bool = False,
+                    variant: str | None = None, **card_kwargs: Any):
+        """Save the pipeline and upload it to the Hub repo ``repo_id`` in one commit, with a model card
+        (``library_name: vgz``; ``card_kwargs`` such as ``description=`` and ``training=`` fill the
+        template). Returns huggingface_hub's ``CommitInfo``."""
+        from vgz.hub import save_and_push
+
+        return save_and_push(self, repo_id, variant=variant, commit_message=commit_message, private=private,
+                             token=token, revision=revision, create_pr=create_pr, card_kwargs=card_kwargs)
+
     @classmethod
     def from_pretrained(
         cls: type[P],
