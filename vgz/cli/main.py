@@ -483,16 +483,19 @@ def eval_cmd(
     import torch
 
     from vgz.data.datasets import DatasetError
-    from vgz.hub import ModelNotFoundError
+    import contextlib
+
+    from vgz.hub import ModelNotFoundError, model_folder
     from vgz.metrics.detectors import DetectorError
     from vgz.metrics.evaluation import EvaluationError, evaluate
     from vgz.registry import UnknownComponentError
 
     folder = Path(model).expanduser()
-    if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "pipeline" / "model_index.json").is_file():
-        folder = folder / "pipeline"  # a run folder: its EMA pipeline
-        model = str(folder)
-    local_model = folder.is_dir() and (folder / "model_index.json").is_file()
+    if folder.is_dir():
+        with contextlib.suppress(ModelNotFoundError):  # else a folder of generated videos
+            folder = model_folder(folder)  # a run folder: its EMA pipeline
+            model = str(folder)
+    local_model = (folder / "model_index.json").is_file()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

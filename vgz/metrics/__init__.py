@@ -13,8 +13,7 @@ Importing this package is cheap; the names below import torch on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vgz._lazy import lazy_attributes
 
 _LAZY = {
     "evaluate": "vgz.metrics.evaluation",
@@ -36,14 +35,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vgz.metrics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

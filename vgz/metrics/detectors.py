@@ -144,8 +144,8 @@ def _torchscript_kind(module: torch.jit.ScriptModule, path: Path) -> str:
                         f"found forward({', '.join(args[1:])})")
 
 
-def _state_dict_family(path: Path) -> str:
-    keys = read_state_dict(path).keys()
+def _state_dict_family(state: dict[str, torch.Tensor], path: Path) -> str:
+    keys = state.keys()
     if any(I3D_KEY in k for k in keys):
         return "i3d"
     if any(INCEPTION_KEY in k for k in keys):
@@ -291,15 +291,15 @@ def load_detector(ref: str | os.PathLike, *, kind: str | None = None, bn_eps: fl
         name = path.stem.replace("_", "-")
         detector: FeatureDetector = TorchScriptDetector(module, found, name=name)
     else:
-        family = _state_dict_family(path)
-        if family == "i3d":
+        state = read_state_dict(path)  # read once: the keys tell the family, the loader takes the tensors
+        if _state_dict_family(state, path) == "i3d":
             from vgz.metrics.i3d import load_i3d
 
-            detector = load_i3d(path, bn_eps=bn_eps)
+            detector = load_i3d(path, bn_eps=bn_eps, state=state)
         else:
             from vgz.metrics.inception import load_inception
 
-            detector = load_inception(path)
+            detector = load_inception(path, state=state)
     if kind is not None and detector.kind != kind:
         raise DetectorError(f"{path}: expected a {kind} detector, found a {detector.kind} one ({detector.name})")
     detector.source = str(ref)

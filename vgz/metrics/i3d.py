@@ -275,7 +275,8 @@ class I3DDetector(FeatureDetector):
         return self.net(x)
 
 
-def load_i3d(path: str | os.PathLike, *, bn_eps: float | None = None) -> I3DDetector:
+def load_i3d(path: str | os.PathLike, *, bn_eps: float | None = None,
+             state: dict[str, torch.Tensor] | None = None) -> I3DDetector:
     """The I3D detector with the weights of a state-dict file such as ``i3d_pretrained_400.pt``.
 
     ``.safetensors`` files are read with safetensors, others with ``torch.load(weights_only=True)``
@@ -285,13 +286,14 @@ def load_i3d(path: str | os.PathLike, *, bn_eps: float | None = None) -> I3DDete
     Args:
         path: the state-dict file.
         bn_eps: batch-norm epsilon; None: the port's 1e-5.
+        state: the file's state dict when the caller has read it already.
 
     Raises:
         DetectorError: unreadable file, missing or unexpected keys, or shapes that differ, naming
             the file and a few of the keys.
     """
     path = Path(path)
-    state = read_state_dict(path)
+    state = read_state_dict(path) if state is None else state
     bias = state.get("logits.conv3d.bias")
     num_classes = int(bias.shape[0]) if bias is not None and bias.dim() == 1 else 400
     config = I3DConfig(num_classes=num_classes, **({} if bn_eps is None else {"bn_eps": bn_eps}))

@@ -338,7 +338,8 @@ class InceptionDetector(FeatureDetector):
 # ------------------------------------------------------------------------------------- loading
 
 
-def load_inception(path: str | os.PathLike, config: InceptionConfig | None = None) -> InceptionDetector:
+def load_inception(path: str | os.PathLike, config: InceptionConfig | None = None, *,
+                   state: dict[str, Tensor] | None = None) -> InceptionDetector:
     """An :class:`InceptionDetector` with the weights of a state-dict file.
 
     Args:
@@ -347,6 +348,7 @@ def load_inception(path: str | os.PathLike, config: InceptionConfig | None = Non
             ``pt_inception-2015-12-05-6726825d.pth`` (:data:`FID_WEIGHTS_URL`); the BatchNorm
             ``num_batches_tracked`` entries are optional.
         config: input handling; pytorch-fid's by default.
+        state: the file's state dict when the caller has read it already.
 
     Raises:
         DetectorError: the file is unreadable, or has missing, unexpected or mis-shaped keys
@@ -357,7 +359,7 @@ def load_inception(path: str | os.PathLike, config: InceptionConfig | None = Non
         raise FileNotFoundError(f"Inception weights not found: {path} (pytorch-fid's file: {FID_WEIGHTS_URL})")
     with torch.device("meta"):  # shapes only: no time spent on a random init that is overwritten
         detector = InceptionDetector(config)
-    state = check_state_dict(read_state_dict(path), detector.net.state_dict(), path,
+    state = check_state_dict(read_state_dict(path) if state is None else state, detector.net.state_dict(), path,
                              "a FID Inception-v3 state dict (the layout of pytorch-fid's "
                              "pt_inception-2015-12-05-6726825d.pth: torchvision Inception-v3 names, fc [1008, 2048])")
     # assign: the module takes the file's tensors (keeping requires_grad=False); then float32

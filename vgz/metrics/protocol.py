@@ -26,6 +26,7 @@ Metrics are registered components (``vgz list metric``); a plugin may add its ow
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from vgz.configs import ComponentConfig, config_field
+from vgz.data.datasets import DatasetWarning, _worker_init, close_readers
 from vgz.data.sampling import derive_seed
 from vgz.registry import register, register_kind
 
@@ -83,8 +85,6 @@ class _Reader(torch.utils.data.Dataset):
 
 
 def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
-    from vgz.data.datasets import _worker_init, close_readers
-
     if not plan:
         return iter(())
     if num_workers > 0:
@@ -135,10 +135,6 @@ def dataset_clips(dataset: Any, *, num_clips: int, num_frames: int, subsample: i
         if pending:
             yield torch.stack(pending)
         if failed:
-            import warnings
-
-            from vgz.data.datasets import DatasetWarning
-
             warnings.warn(f"{dataset.config.path}: {len(failed)} videos failed to decode and were skipped: "
                           f"{'; '.join(failed[:3])}{'...' if len(failed) > 3 else ''}", DatasetWarning, stacklevel=2)
 

@@ -10,8 +10,7 @@ Imports are lazy: ``import vgz.training`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vgz._lazy import lazy_attributes
 
 _EXPORTS = {
     "Trainer": "vgz.training.trainer",
@@ -31,11 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vgz.training' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
