@@ -451,6 +451,8 @@ def test_plain_indices_and_registry():
     assert torch.equal(ds[3]["frames"], ds[3]["frames"]) and ds[-1]["video_index"] == 4
     assert not torch.equal(ds[3]["frames"], open_dataset("synthetic:shapes?num_videos=5&num_frames=40",
                                                          resolution=16, seed=1)[3]["frames"])
+    in_query = open_dataset("synthetic:shapes?num_videos=5&num_frames=40&seed=1", resolution=16)
+    assert in_query.config.seed == 1  # the query's seed wins over open_dataset's default
     with pytest.raises(IndexError):
         ds[5]
     with pytest.raises(DatasetError, match="at least 3 frames.*num_frames=2"):

@@ -894,9 +894,10 @@ def open_dataset(spec: str | os.PathLike, *, resolution: int, sampling: ClipSamp
         kind = _detect(spec)
     entry = registry.get("dataset", kind)
     try:
+        # A spec's query (synthetic:shapes?seed=1) and keyword options override the defaults.
         config = entry.config_cls(path=spec, resolution=resolution,
                                   sampling=sampling if sampling is not None else ClipSamplingConfig(),
-                                  xflip=xflip, seed=seed, **{**fields, **kwargs})
+                                  **{"xflip": xflip, "seed": seed, **fields, **kwargs})
     except TypeError as exc:  # an unknown option
         raise DatasetError(f"{spec}: {exc}".replace("__init__()", entry.config_cls.__name__)) from None
     except ConfigError as exc:
