@@ -187,3 +187,26 @@ def test_real_statistics_cache_is_keyed_by_content(tmp_path):
     shapes = "synthetic:shapes?num_videos=4&num_frames=8"
     assert open_dataset(shapes, resolution=8).fingerprint() == open_dataset(shapes, resolution=8).fingerprint()
     assert open_dataset(shapes, resolution=8, seed=1).fingerprint() != open_dataset(shapes, resolution=8).fingerprint()
+
+
+def test_card_keeps_each_results_own_data(tmp_path):
+    """Two reports on different data of the same type (the built-in model's FID on 16-frame
+    synthetic videos, its FVD16 on the default ones) keep their own data spec and fingerprint in
+    the card: huggingface_hub would otherwise merge them under one dataset entry."""
+    from huggingface_hub import ModelCard
+
+    from vgz.cards import write_eval_results
+    from vgz.hub import builtin_model
+    from vgz.metrics.evaluation import EvalReport
+
+    shipped = builtin_model()
+    (tmp_path / "model_index.json").write_bytes((shipped / "model_index.json").read_bytes())
+    reports = [EvalReport.load(shipped / name) for name in ("eval_fid.json", "eval_fvd16.json")]
+    for report in reports:
+        write_eval_results(tmp_path, report)
+    results = {r.metric_config: r for r in ModelCard.load(tmp_path / "README.md").data.eval_results}
+    for report in reports:
+        entry = results[report.protocols[next(iter(report.results))]["official_name"]]
+        assert entry.dataset_name == report.data
+        assert entry.dataset_args["fingerprint"] == report.dataset["fingerprint"][:16]
+    assert results["fid50k_full"].dataset_name == "synthetic:shapes?num_frames=16"

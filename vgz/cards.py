@@ -91,6 +91,7 @@ def _eval_results(report: Any) -> list:
     from huggingface_hub import EvalResult
 
     entries = []
+    fingerprint = report.dataset.get("fingerprint", "")[:16]
     for metric, value in report.results.items():
         proto = report.protocols[metric]
         det = proto["detector"]
@@ -102,7 +103,11 @@ def _eval_results(report: Any) -> list:
         entries.append(EvalResult(
             task_type=TASK_TYPE, task_name="Unconditional video generation",
             dataset_type=_dataset_type(report.data), dataset_name=report.data,
-            dataset_args={"resolution": proto["resolution"], "fingerprint": report.dataset.get("fingerprint", "")[:16]},
+            # huggingface_hub groups results by (task, dataset type, config, split, revision) and keeps one
+            # dataset name and args per group: the content fingerprint (data and resolution) as the
+            # revision keeps results on different data or resolutions in groups of their own.
+            dataset_revision=fingerprint or None,
+            dataset_args={"resolution": proto["resolution"], "fingerprint": fingerprint},
             metric_type=metric.split("_")[0][:3], metric_name=_METRIC_TITLES.get(metric, metric),
             metric_config=proto.get("official_name", metric), metric_value=round(float(value), 4),
             metric_args=args, verified=False,
