@@ -480,11 +480,11 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate a model (or generated videos) against real videos: FVD16, FVD128, FID with StyleGAN-V's protocol."""
+    import contextlib
+
     import torch
 
     from vgz.data.datasets import DatasetError
-    import contextlib
-
     from vgz.hub import ModelNotFoundError, model_folder
     from vgz.metrics.detectors import DetectorError
     from vgz.metrics.evaluation import EvaluationError, evaluate
