@@ -143,9 +143,12 @@ def _worker_decode_threads() -> int:
 def _worker_init(worker_id: int) -> None:
     # Workers run in parallel already; more threads each would oversubscribe the cores.
     torch.set_num_threads(1)
-    # Ctrl-C reaches the whole process group: the trainer handles it (saving a checkpoint), so a
-    # worker must not die of it first.
+    # Ctrl-C, and the SIGTERM that scancel, a SLURM time limit or `kill -TERM -- -PGID` sends,
+    # reach the whole process group: the trainer handles them (saving a checkpoint), so a worker
+    # must not die of them first. Workers still stop when the main process shuts the loader down
+    # (a None on their queue) or dies (their watchdog sees the parent gone).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class VideoDataset(torch.utils.data.Dataset):
