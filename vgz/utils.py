@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir", "check_replaceable", "current_umask",
-           "OutputFolderError", "describe_os_error"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir", "check_replaceable",
+           "current_umask", "publish_tree", "OutputFolderError", "describe_os_error"]
 
 
 class OutputFolderError(FileExistsError):
@@ -47,6 +47,21 @@ def _publish_mode(tmp: Path, final: Path, *, directory: bool) -> None:
     except OSError:
         mode = (0o777 if directory else 0o666) & ~current_umask()
     os.chmod(tmp, mode)
+
+
+def publish_tree(folder: str | os.PathLike) -> None:
+    """Give every file and folder under ``folder`` (itself included) the mode a new one would get.
+
+    For folders filled by other libraries before they are renamed into place: some (safetensors,
+    for one) write through private temporary files of their own, leaving ``0600`` behind.
+    """
+    umask = current_umask()
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~umask)
 
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:
@@ -116,6 +131,13 @@ def _foreign_entries(folder: Path, depth: int = 0) -> list[str]:
     return foreign
 
 
+def _refuse_working_directory(path: Path) -> None:
+    resolved, cwd = path.resolve(), Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise OutputFolderError(f"{path}: refusing to replace the working directory or a folder that holds it; "
+                                "write to a new folder")
+
+
 def check_replaceable(path: str | os.PathLike) -> None:
     """Refuse to replace ``path`` unless it is an empty folder or a folder vgz wrote.
 
@@ -124,10 +146,7 @@ def check_replaceable(path: str | os.PathLike) -> None:
             files vgz did not write (they are named).
     """
     path = Path(path)
-    resolved, cwd = path.resolve(), Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents:
-        raise OutputFolderError(f"{path}: refusing to replace the working directory or a folder that holds it; "
-                                "write to a new folder")
+    _refuse_working_directory(path)
     if not path.is_dir() or path.is_symlink():
         raise OutputFolderError(f"{path} exists and is not a folder; choose another output path")
     foreign = _foreign_entries(path)
@@ -146,6 +165,8 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     the one it replaces, or ``0777`` less the umask.
     """
     path = Path(path)
+    if path.exists():
+        _refuse_working_directory(path)
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         if not overwrite:
             raise FileExistsError(f"{path} already exists; choose another folder or overwrite it")
