@@ -65,15 +65,16 @@ def publish_tree(folder: str | os.PathLike) -> None:
 
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:
-    """One line for an error while writing: what happened and where (a full disk, no permission...)."""
+    """One line for an OS error: what happened and where (a full disk, a read-only location...)."""
     where = path if path is not None else (exc.filename or "the output location")
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the device holding {where}: free some space or write elsewhere"
-    if exc.errno == errno.EDQUOT:
-        return f"disk quota exceeded while writing {where}: free some space or write elsewhere"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"cannot write {where}: {exc.strerror or exc} (choose a writable location)"
-    return f"cannot write {where}: {exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return f"{what} on the device holding {where}: free some space or write elsewhere"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system: choose a writable location"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {where} ({exc.strerror or exc})"
+    return f"{where}: {exc.strerror or exc}"
 
 
 @contextmanager
