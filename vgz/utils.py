@@ -66,6 +66,8 @@ def publish_tree(folder: str | os.PathLike) -> None:
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:
     """One line for an OS error: what happened and where (a full disk, a read-only location...)."""
+    if exc.errno is None:  # raised with a message of its own
+        return str(exc)
     where = path if path is not None else (exc.filename or "the output location")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "no space left" if exc.errno == errno.ENOSPC else "disk quota exceeded"
