@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from vgz.training.trainer import build_trainer
+from vgz.training import build_trainer
 
 out = Path(os.environ["VGZ_TEST_OUT"])
 trainer = build_trainer("styleganv", preset="tiny", data="synthetic:shapes?num_videos=16&num_frames=48",

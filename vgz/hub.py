@@ -94,12 +94,29 @@ _SKIP_PREFIXES = (".",)
 
 
 def model_folder(path: str | os.PathLike) -> Path:
-    """The pipeline or component folder ``path`` names: itself, or a run folder's ``pipeline/``."""
+    """The pipeline or component folder ``path`` names: itself, or a run folder's ``pipeline/``.
+
+    Raises:
+        ModelNotFoundError: nothing loadable; for a training run folder that has no ``pipeline/``
+            yet (it is exported with the first checkpoint), the message says so.
+    """
     path = Path(path).expanduser()
-    if (path / "model_index.json").is_file() or (path / "config.json").is_file() and not (path / "pipeline").is_dir():
+    if (path / "model_index.json").is_file():
         return path
     if (path / "pipeline" / "model_index.json").is_file():
         return path / "pipeline"
+    if (path / "config.json").is_file():
+        import json
+
+        try:  # a `vgz train` run's settings, or a component's config?
+            record = json.loads((path / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            record = None
+        if not (isinstance(record, dict) and {"recipe", "recipe_config", "run"} <= set(record)):
+            return path
+        raise ModelNotFoundError(f"{path} is a training run folder with no exported pipeline yet: it has no checkpoint "
+                                 "(vgz train writes pipeline/ with each checkpoint, every --checkpoint-every steps); "
+                                 f"train it further (vgz train --outdir {path} --resume) or lower --checkpoint-every")
     raise ModelNotFoundError(f"{path}: expected a saved pipeline (model_index.json), a component (config.json) or "
                              "a training run folder (pipeline/model_index.json), found none")
 

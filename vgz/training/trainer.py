@@ -11,24 +11,26 @@ one CPU, one GPU, or many processes launched with ``accelerate launch`` (DDP; on
 
 A run folder holds::
 
-    config.json          the resolved recipe, run and data settings
-    checkpoints/step-N/  Accelerate state (models, optimizers, scaler, RNG per process), EMA
-                         generator (safetensors), trainer state (step, kimg, ADA p, RNGs) (JSON)
+    config.json          the resolved recipe, run and data settings (preset, data fingerprint)
+    checkpoints/step-N/  G, D and EMA weights and both Adam states (safetensors), the loss scaler, RNG
+                         states per process and the trainer state (step, kimg, ADA p) (JSON): no pickles
     pipeline/            the EMA generator as a pipeline folder (VideoPipeline.from_pretrained)
     samples/             sample videos of fixed seeds
     logs/                TensorBoard scalars; stats.jsonl the same as JSON lines
+    .vgz-train.lock      locked (flock) while a process trains in the folder
 
-Checkpoints are written under a temporary name and renamed; ``resume=True`` continues from the
-latest with the same step, optimizer, data position and RNG state. SIGINT/SIGTERM save one and
-stop; a non-finite loss stops the run with :class:`TrainingDiverged`, keeping the last good one.
+Checkpoints are written under a temporary name and renamed; a failed write (a full disk) removes
+the partial folder and names the device. ``resume=True`` continues from the latest with the same
+step, optimizer, data position and RNG state; a damaged newest checkpoint is named, moved aside and
+the older one used. SIGINT/SIGTERM (to the process or its whole group: data-loader workers ignore
+them) save one and stop, and the CLI exits 130/143; a non-finite loss stops the run with
+:class:`TrainingDiverged`, keeping the last good one.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -39,25 +41,18 @@ from typing import Any, Literal, Optional
 import numpy as np
 import torch
 
-from vgz import registry
-from vgz._version import __version__
 from vgz.configs import ComponentConfig, config_field
+from vgz.training.checkpoints import CheckpointIO
 from vgz.training.losses import PhaseContext
 from vgz.training.recipes import Recipe, copy_generator
-from vgz.utils import atomic_dir, atomic_write_text
+from vgz.training.run_folder import RunLock
+from vgz.utils import atomic_write_text
 
-__all__ = ["RunConfig", "Trainer", "TrainingDiverged", "RunFolderError", "build_trainer", "latest_checkpoint"]
-
-CHECKPOINTS = "checkpoints"
-RUN_CONFIG = "config.json"
+__all__ = ["RunConfig", "Trainer", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run stopped without saving over good checkpoints."""
-
-
-class RunFolderError(ValueError):
-    """The run folder cannot be used as asked (exists without --resume, config mismatch...)."""
 
 
 @dataclass
@@ -86,33 +81,25 @@ class RunConfig(ComponentConfig):
         return math.ceil(recipe_config.total_kimg * 1000 / frames_per_step)
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint folder of a run (None when there is none)."""
-    folder = Path(run_dir) / CHECKPOINTS
-    if not folder.is_dir():
-        return None
-    done = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
-                  and (p / "trainer_state.json").is_file())
-    return done[-1] if done else None
-
-
-def _encode_bytes(t: torch.Tensor) -> str:
-    return base64.b64encode(t.numpy().tobytes()).decode()
-
-
-def _decode_bytes(s: str) -> torch.Tensor:
-    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
-
-
-class Trainer:
+class Trainer(CheckpointIO):
     """Trains a recipe's G and D on a dataset; see the module docstring.
+
+    The run folder is locked (:class:`RunLock`) from construction until :meth:`train` ends or
+    :meth:`close` is called, so two processes never train into one folder.
 
     Args:
         recipe: a :class:`~vgz.training.recipes.Recipe`.
         dataset: a :class:`~vgz.data.datasets.VideoDataset` sampling the recipe's clips.
         outdir: the run folder.
         run: the :class:`RunConfig`.
-        resume: continue from the latest checkpoint in ``outdir`` (start afresh if there is none).
+        resume: continue from the latest checkpoint in ``outdir`` (start afresh if there is none);
+            a damaged one is moved aside (``checkpoints/damaged-step-N``) with a warning and the
+            next older one is used.
+
+    Raises:
+        RunFolderError: another process trains in ``outdir``; a checkpoint of another number of
+            processes or of an older format.
+        CheckpointError: ``resume`` and no checkpoint can be read (each is named with its problem).
     """
 
     def __init__(self, recipe: Recipe, dataset: Any, outdir: str | Path, run: RunConfig | None = None, *,
@@ -132,14 +119,28 @@ class Trainer:
         self.accelerator = acc = Accelerator(mixed_precision=self.run.mixed_precision, cpu=use_cpu,
                                              kwargs_handlers=[ddp])
         self.device = acc.device
-        world, rank = acc.num_processes, acc.process_index
+        world = acc.num_processes
         self.batch_gpu = cfg.batch_gpu or cfg.batch_size // world
         if cfg.batch_size % (world * self.batch_gpu) or self.batch_gpu < 1:
             raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of processes ({world}) x "
                              f"batch_gpu ({self.batch_gpu})")
         self.rounds = cfg.batch_size // (world * self.batch_gpu)
         self.total_steps = self.run.total_steps(cfg)
+        #: The run's settings as in config.json (set by :func:`build_trainer`).
+        self.settings: dict[str, Any] = {}
+        # One process per run folder; the main process holds the lock for all of a DDP run's.
+        self._lock = RunLock(self.outdir).acquire() if acc.is_main_process else None
+        try:
+            self._setup(recipe, dataset, resume)
+        except BaseException:
+            self.close()
+            raise
 
+    def _setup(self, recipe: Recipe, dataset: Any, resume: bool) -> None:
+        acc, cfg = self.accelerator, recipe.config
+        world, rank = acc.num_processes, acc.process_index
+        if acc.is_main_process:
+            self._remove_partial_checkpoints()
         # Seeds differ per process (as the official loop), so ranks draw different latents and augmentations.
         torch.manual_seed(self.run.seed * world + rank)
         self.np_rng = np.random.default_rng([self.run.seed, rank])
@@ -166,14 +167,29 @@ class Trainer:
         self._data_wait = 0.0  # seconds spent waiting for clips since the last log
         self._nonfinite_streak = 0
         self._writer: Any = None
+        self._batches: Any = None  # the data-loader iterator, opened by train() (or the first step)
         self.last_checkpoint: Path | None = None
         if resume:
-            ckpt = latest_checkpoint(self.outdir)
-            if ckpt is not None:
-                self.load_checkpoint(ckpt)
-            elif acc.is_main_process:
-                print(f"--resume: {self.outdir} has no checkpoint yet; starting from step 0")
-        self._open_data()
+            self._resume()
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The signal that stopped the last :meth:`train` (``signal.SIGINT``/``SIGTERM``), else None."""
+        return self._stop_signal
+
+    def close(self) -> None:
+        """Stop the data-loader workers and release the run folder's lock (:meth:`train` does both
+        when it ends; a later :meth:`train` takes them again)."""
+        self._close_data()
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
+
+    def _any_process(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is true on any (a collective: all processes call it)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        total = self.accelerator.reduce(torch.tensor([float(flag)], device=self.device), reduction="sum")
+        return bool(total[0] > 0)
 
     # ----------------------------------------------------------------------------- data
 
@@ -188,12 +204,36 @@ class Trainer:
                                       seed=self.run.seed, start=consumed)
         loader = make_dataloader(self.dataset, batch_size=self.batch_gpu, sampler=sampler,
                                  num_workers=self.run.num_workers, pin_memory=self.device.type == "cuda")
-        # Starting the loader draws a worker seed from the global RNG; the draw must not shift the
-        # training RNG, or a resumed run would differ from an uninterrupted one.
-        with torch.random.fork_rng(devices=[]):
-            self._batches = iter(loader)
+        # A SIGINT/SIGTERM sent to the whole process group (Ctrl-C, scancel) must not kill a worker
+        # that has not yet set it to be ignored (its worker_init): the workers start with both
+        # blocked, and what arrives meanwhile reaches this process once they are started.
+        block = hasattr(signal, "pthread_sigmask")
+        if block:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            # Starting the loader draws a worker seed from the global RNG; the draw must not shift the
+            # training RNG, or a resumed run would differ from an uninterrupted one.
+            with torch.random.fork_rng(devices=[]):
+                self._batches = iter(loader)
+        finally:
+            if block:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def _close_data(self) -> None:
+        # Workers ignore SIGTERM, so they must be told to stop (the loader's own shutdown); left to
+        # the interpreter's exit, a worker would wait for data forever while it is joined.
+        batches, self._batches = getattr(self, "_batches", None), None
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        for worker in getattr(batches, "_workers", None) or []:
+            if worker.is_alive():  # stuck, and the loader's fallback (SIGTERM) is ignored: end it
+                worker.kill()
+                worker.join(timeout=5)
 
     def _real_batch(self) -> dict[str, torch.Tensor]:
+        if self._batches is None:
+            self._open_data()
         start = time.perf_counter()
         batch = next(self._batches)
         self._data_wait += time.perf_counter() - start  # > 0 on a steady run: the loader is the bottleneck
@@ -298,28 +338,40 @@ class Trainer:
     # ----------------------------------------------------------------------------- the loop
 
     def train(self) -> str:
-        """Train until ``total_steps``; returns ``"done"`` or ``"interrupted"`` (a signal: saved, stopped).
+        """Train until ``total_steps``; returns ``"done"`` or ``"interrupted"`` (a signal: saved, stopped;
+        :attr:`stop_signal` says which).
+
+        SIGINT and SIGTERM, to this process or to its whole process group, end the current step,
+        save a checkpoint and stop (a second SIGINT stops at once). The data-loader workers run only
+        while ``train`` does, and the run folder stays locked until it returns.
 
         Raises:
             TrainingDiverged: a loss became non-finite (nothing is saved over good checkpoints).
+            CheckpointError: a checkpoint could not be written (the partial one is removed).
         """
         acc, run = self.accelerator, self.run
         main = acc.is_main_process
-        if main:
-            self._open_logs()
+        if main and self._lock is not None:
+            self._lock.acquire()  # again, when an earlier train() released it
+        self._stop_signal = None
         previous = {}
+        # Installed before the workers start, so that no signal finds this process without them.
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 previous[signum] = signal.signal(signum, self._on_signal)
             except ValueError:  # not the main thread: no graceful stop on signals
                 pass
         bar = None
-        if main and run.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
         status = "done"
         try:
+            if main:
+                self._open_logs()
+            if self._batches is None:
+                self._open_data()
+            if main and run.progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
             tick = time.perf_counter()
             while self.step < self.total_steps:
                 losses = self.train_step()
@@ -345,24 +397,29 @@ class Trainer:
                 if self.step % run.log_every == 0 or self.step == self.total_steps:
                     self._log(sec_per_step)
                 if flags[1] > 0:
+                    if self._stop_signal is None:  # another process was signalled: stop as for a TERM
+                        self._stop_signal = signal.SIGTERM
                     self.save_checkpoint()
                     status = "interrupted"
                     if main:
                         print(f"\nStopped by a signal at step {self.step}; saved {self.last_checkpoint}. "
-                              "Continue with --resume.")
+                              "Continue with --resume.", flush=True)
                     break
                 if self.step % run.checkpoint_every == 0 or self.step == self.total_steps:
                     self.save_checkpoint()
                 if self.step % run.sample_every == 0 or self.step == self.total_steps:
                     self.save_samples()
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             if bar is not None:
                 bar.close()
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+            self._close_data()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if self._lock is not None:
+                self._lock.release()
         return status
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -373,9 +430,25 @@ class Trainer:
     # ----------------------------------------------------------------------------- logs and samples
 
     def _open_logs(self) -> None:
+        """Open TensorBoard and stats.jsonl at the current step: what an earlier process logged after
+        it (steps that will be trained again from this checkpoint) is dropped, not shown twice."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(str(self.outdir / "logs"))
+        logs = self.outdir / "logs"
+        stats = logs / "stats.jsonl"
+        earlier = logs.is_dir() and any(logs.iterdir())
+        if stats.is_file():
+            kept = []
+            for line in stats.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a killed process
+                if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= self.step:
+                    kept.append(line + "\n")
+            atomic_write_text(stats, "".join(kept))
+        # purge_step: TensorBoard hides the earlier files' events of the steps after this one.
+        self._writer = SummaryWriter(str(logs), purge_step=self.step + 1 if earlier else None)
 
     def _log(self, sec_per_step: float) -> None:
         """Average the stats gathered since the last log over all processes; write them on the main one."""
@@ -435,131 +508,4 @@ class Trainer:
             return path
         return export_video(grid, folder / f"step-{self.step:08d}.mp4", fps=self.recipe.config.fps)
 
-    # ----------------------------------------------------------------------------- checkpoints
 
-    def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/step-N`` atomically (all processes take part) and export the pipeline."""
-        from safetensors.torch import save_file
-
-        acc = self.accelerator
-        folder = self.outdir / CHECKPOINTS
-        final = folder / f"step-{self.step:08d}"
-        tmp = folder / f".step-{self.step:08d}.tmp"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        # Per-process state: RNGs of latents and clip times (Accelerate saves torch/numpy/python RNGs).
-        atomic_write_text(tmp / f"rank-{acc.process_index}.json", json.dumps({
-            "np_rng": self.np_rng.bit_generator.state, "z_gen": _encode_bytes(self.z_gen.get_state()),
-            "ada_signs": self._ada_signs.tolist()}))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            state = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.G_ema.state_dict().items()}
-            save_file(state, str(tmp / "ema.safetensors"))
-            trainer_state = {"step": self.step, "nimg": self.nimg, "vgz_version": __version__,
-                             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else None,
-                             "loss": self.recipe.loss.state_dict() if self.recipe.loss is not None else {},
-                             "world_size": acc.num_processes}
-            atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=2) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.replace(final)
-            for old in sorted(p for p in folder.iterdir() if p.name.startswith("step-"))[:-self.run.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-            with atomic_dir(self.outdir / "pipeline", overwrite=True) as export:
-                self.pipeline().save_pretrained(export)
-        acc.wait_for_everyone()
-        self.last_checkpoint = final
-        return final
-
-    def load_checkpoint(self, folder: str | Path) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote (same number of processes)."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        acc = self.accelerator
-        state = json.loads((folder / "trainer_state.json").read_text())
-        if state.get("world_size", 1) != acc.num_processes:
-            raise RunFolderError(f"{folder} was written by {state['world_size']} processes, this run has "
-                                 f"{acc.num_processes}; resume with the same number of processes")
-        acc.load_state(str(folder))
-        self.G_ema.load_state_dict(load_file(str(folder / "ema.safetensors"), device=str(self.device)))
-        self.step, self.nimg = int(state["step"]), int(state["nimg"])
-        if self.augment_pipe is not None and state.get("augment_p") is not None:
-            self.augment_pipe.p.fill_(state["augment_p"])
-        self.phases = self.recipe.phases()  # fresh loss objects, then their state
-        if self.recipe.loss is not None:
-            self.recipe.loss.load_state_dict(state.get("loss", {}))
-        mine = json.loads((folder / f"rank-{acc.process_index}.json").read_text())
-        self.np_rng.bit_generator.state = mine["np_rng"]
-        self.z_gen.set_state(_decode_bytes(mine["z_gen"]))
-        self._ada_signs = torch.tensor(mine["ada_signs"], device=self.device)
-        for net in (self.G, self.D):
-            acc.unwrap_model(net).requires_grad_(False)
-        self.last_checkpoint = folder
-
-
-# ===================================================================================== building
-
-
-def resolve_configs(recipe: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
-                    run_overrides: dict[str, Any] | None = None) -> tuple[Recipe, RunConfig]:
-    """The recipe (preset + overrides) and the run config (recipe's run preset + overrides)."""
-    entry = registry.get("recipe", recipe)
-    preset = preset or "paper"
-    instance = entry.cls.from_preset(preset, **(overrides or {}))
-    run = RunConfig(**{**entry.cls.run_presets.get(preset, {}), **(run_overrides or {})})
-    return instance, run
-
-
-def build_trainer(recipe: str, *, data: str, outdir: str | Path, preset: str | None = None,
-                  overrides: dict[str, Any] | None = None, run_overrides: dict[str, Any] | None = None,
-                  resume: bool = False) -> Trainer:
-    """Open the data, prepare the run folder and build a :class:`Trainer`.
-
-    The dataset is opened first, so a wrong ``data`` fails before any model is built. With
-    ``resume``, the settings come from the run folder's ``config.json``; only run settings
-    (``run_overrides``, e.g. more ``steps``) may change.
-
-    Raises:
-        RunFolderError: ``outdir`` holds a run and ``resume`` is False, or recipe settings differ on resume.
-        vgz.data.datasets.DatasetError: the data cannot be used.
-    """
-    from vgz.data.datasets import open_dataset
-
-    outdir = Path(outdir)
-    saved = outdir / RUN_CONFIG
-    if resume and saved.is_file():
-        record = json.loads(saved.read_text())
-        if record["recipe"] != recipe:
-            raise RunFolderError(f"{outdir} trains recipe {record['recipe']!r}, not {recipe!r}")
-        entry = registry.get("recipe", recipe)
-        recipe_obj = entry.cls(entry.cls.config_class.from_dict(record["recipe_config"], source=str(saved)))
-        changed = {k: v for k, v in (overrides or {}).items() if getattr(recipe_obj.config, k, v) != v}
-        if changed:
-            raise RunFolderError(f"--resume keeps the run's recipe settings (from {saved}); these differ: "
-                                 + ", ".join(f"{k}={v!r} (run has {getattr(recipe_obj.config, k)!r})"
-                                             for k, v in changed.items()))
-        run = RunConfig.from_dict({**record["run"], **(run_overrides or {})})
-        data = record["data"]
-    else:
-        if not resume and (saved.is_file() or latest_checkpoint(outdir) is not None):
-            raise RunFolderError(f"{outdir} already holds a run; pass --resume to continue it or choose another "
-                                 "output folder")
-        recipe_obj, run = resolve_configs(recipe, preset, overrides, run_overrides)
-    cfg = recipe_obj.config
-    dataset = open_dataset(data, resolution=cfg.resolution, sampling=recipe_obj.sampling(), xflip=cfg.xflip,
-                           seed=run.seed)
-    trainer = Trainer(recipe_obj, dataset, outdir, run, resume=resume)
-    if trainer.accelerator.is_main_process:
-        dataset.report_skipped()
-        outdir.mkdir(parents=True, exist_ok=True)
-        record = {"recipe": recipe, "recipe_config": cfg.to_dict(), "run": run.to_dict(), "data": data,
-                  "dataset": {"num_videos": len(dataset), "resolution": dataset.resolution,
-                              "channels": dataset.num_channels, "label_dim": dataset.label_dim,
-                              "skipped": len(dataset.skipped)},
-                  "processes": trainer.accelerator.num_processes, "vgz_version": __version__}
-        atomic_write_text(saved, json.dumps(record, indent=2) + "\n")
-    return trainer
