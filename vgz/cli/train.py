@@ -121,7 +121,7 @@ def train_cmd(
         close = difflib.get_close_matches(unknown[0], sorted(recipe_fields | run_fields), n=3)
         hint = f" Did you mean {', '.join('--' + c.replace('_', '-') for c in close)}?" if close else ""
         fail(f"--{unknown[0].replace('_', '-')} is not a setting of recipe {recipe!r} or of the run.{hint} "
-              "(--dry-run lists them all)")
+             "(--dry-run lists them all)")
     if resolution is not None:
         overrides["resolution"] = resolution
     for name, value in (("steps", steps), ("mixed_precision", mixed_precision)):
