@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import pickle
+import subprocess
+import sys
 import warnings
 import zipfile
 from collections import Counter
@@ -494,3 +496,89 @@ def test_styleinv_clips_start_at_the_window_first_frame(frame_dirs):
         item = ds[(0, seed)]  # the window is the whole 12-frame video
         assert item["times"][0] == 0 and item["times"].shape == (4,) and item["video_len"] == 12
         assert torch.equal(item["frames"], torch.from_numpy(_crop(frames["v1"][item["times"].numpy()])))
+
+
+# --------------------------------------------------------------------------------- 16-bit video and layout
+
+
+@pytest.mark.skipif(not _can_encode("ffv1"), reason="FFmpeg without the ffv1 encoder")
+def test_16_bit_videos_decode_to_their_high_byte(tmp_path):
+    """Lossless 16-bit RGB and grey videos (FFV1 rgb48le, gray16le) come out as their 8-bit high
+    byte, give or take FFmpeg's rounding, not clipped to white."""
+    import av
+
+    frames = np.linspace(0, 65535, 4 * 16 * 16 * 3).reshape(4, 16, 16, 3).astype(np.uint16)
+    for name, pix_fmt in (("rgb48.mkv", "rgb48le"), ("grey16.mkv", "gray16le")):
+        with av.open(str(tmp_path / name), "w") as out:
+            stream = out.add_stream("ffv1", rate=25)
+            stream.width = stream.height = 16
+            stream.pix_fmt = pix_fmt
+            for image in frames:
+                image = image if pix_fmt == "rgb48le" else np.ascontiguousarray(image[:, :, 0])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format=pix_fmt)):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    ds = open_dataset(tmp_path, resolution=16, sampling=ClipSamplingConfig.from_preset("image"), backend="av")
+    for i, name in enumerate(ds.video_names):
+        got = ds.read_frames(i, [0, 1, 2, 3]).permute(0, 2, 3, 1).numpy().astype(int)
+        high = (frames >> 8).astype(int)
+        expected = high if name == "rgb48.mkv" else np.repeat(high[..., :1], 3, axis=3)
+        assert np.abs(got - expected).max() <= 1, name
+
+
+def test_vgz_modules_import_without_cycles():
+    """No module of vgz imports one that imports it back, at the top or inside a function: a cycle
+    makes import order matter (a name half-defined when the other module reads it)."""
+    import ast
+
+    root = Path(vgz.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = ("vgz",) + path.relative_to(root).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+        return False
+
+    cycles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if reaches(b, a))
+    assert cycles == []
+
+
+def test_a_loader_left_open_does_not_hang_the_interpreters_exit(tmp_path):
+    # Workers ignore SIGTERM (a process-group TERM must reach the trainer first), and the exit
+    # handler of multiprocessing stops leftover workers with SIGTERM and then joins them: without
+    # WorkerLoader's exit hook this script never ends.
+    script = tmp_path / "left_open.py"
+    script.write_text(
+        "from vgz.data.datasets import make_dataloader, open_dataset\n"
+        "from vgz.data.sampling import InfiniteClipSampler\n"
+        "ds = open_dataset('synthetic:shapes?num_videos=8&num_frames=16', resolution=16)\n"
+        "sampler = InfiniteClipSampler(len(ds), rank=0, world_size=1, seed=0)\n"
+        "it = iter(make_dataloader(ds, batch_size=2, sampler=sampler, num_workers=2))\n"
+        "print(tuple(next(it)['frames'].shape), flush=True)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(2, 3, 3, 16, 16)"

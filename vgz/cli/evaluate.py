@@ -1,13 +1,21 @@
-"""``vgz eval``: FVD and FID of a model or of generated videos against real ones."""
+"""``vgz eval``: FVD and FID of a model or of generated videos against real ones.
+
+Where the results go (``--out``, and the model card unless ``--no-card``) is checked before the
+evaluation starts: a folder that cannot be written is an error at once, not after hours. Should a
+write still fail at the end, the results have been printed already; the error line comes last and
+the exit status is 1 (what was asked, the files, was not done).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from vgz.cli._common import fail, resolve_device
+from vgz.utils import describe_os_error
 
 
 def eval_cmd(
@@ -34,12 +42,15 @@ def eval_cmd(
     num_workers: int = typer.Option(2, min=0, help="Processes decoding real videos."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     revision: Optional[str] = typer.Option(None, help="Hub revision of the model (branch, tag or commit)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Videos generated per model call "
+                                             "(default: the protocol's, 8 clips for FVD16, 2 videos for FID). "
+                                             "Changes the memory used, not the results."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate a model (or generated videos) against real videos: FVD16, FVD128, FID with StyleGAN-V's protocol."""
     import contextlib
 
-
+    from vgz.cards import card_path
     from vgz.data.datasets import DatasetError
     from vgz.hub import ModelNotFoundError, model_folder
     from vgz.metrics.detectors import DetectorError
@@ -53,24 +64,62 @@ def eval_cmd(
             model = str(folder)
     local_model = (folder / "model_index.json").is_file()
     device = resolve_device(device)
+    out = out or ((folder if local_model else Path(".")) / "eval_results.json")
+    write_card = card and local_model
+    # Told now, not after the evaluation: a result that cannot be saved is hours lost.
+    problems = []
+    reason = unwritable(out)
+    if reason:
+        problems.append(f"cannot write {out}: {reason}; pass --out FILE in a writable folder")
+    reason = unwritable(card_path(folder)) if write_card else None
+    if reason:
+        problems.append(f"cannot write the model card {card_path(folder)}: {reason}; pass --no-card")
+    if problems:
+        fail("; ".join(problems) + " (nothing was evaluated)")
     try:
         report = evaluate(model, data, [m.strip() for m in metrics.split(",") if m.strip()], detectors=detector,
                           num_videos=num_videos, seed=seed, resolution=resolution, device=device,
                           num_workers=num_workers, cache_dir=(cache_dir if cache else False), progress=not quiet,
-                          bn_eps=bn_eps, truncation_psi=truncation_psi, hub_kwargs={"revision": revision})
+                          bn_eps=bn_eps, truncation_psi=truncation_psi, hub_kwargs={"revision": revision},
+                          batch_size=batch_size)
     except (EvaluationError, DetectorError, DatasetError, ModelNotFoundError, UnknownComponentError,
             FileNotFoundError) as exc:
         fail(str(exc))
-    out = out or ((folder if local_model else Path(".")) / "eval_results.json")
-    report.save(out)
+    # The values first: whatever happens to the files below, they are not lost.
     for name, value in report.results.items():
         proto = report.protocols[name]
         det = proto["detector"]
         typer.echo(f"{name}: {value:.4f}  ({proto['real_taken']['items']} real / {proto['fake_taken']['items']} "
                    f"generated, {proto['resolution']}px, detector {det['name']} sha256 {str(det['sha256'])[:12]}, "
                    f"seed {seed})")
-    typer.echo(f"wrote {out}")
-    if card and local_model:
+    errors = []
+    try:
+        typer.echo(f"wrote {report.save(out)}")
+    except OSError as exc:
+        errors.append(f"{describe_os_error(exc, out)}; pass --out FILE to save the results elsewhere")
+    if write_card:
         from vgz.cards import write_eval_results
 
-        typer.echo(f"wrote {write_eval_results(folder, report)}")
+        try:
+            typer.echo(f"wrote {write_eval_results(folder, report)}")
+        except OSError as exc:
+            errors.append(f"{describe_os_error(exc, card_path(folder))}; pass --no-card to skip the model card")
+    if errors:
+        fail("; ".join(errors) + " (the results printed above were computed)")
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, when that can be told without writing (None: it looks
+    writable). Files are written under a temporary name in their folder and renamed, so the nearest
+    existing folder on the way must be writable; a read-only file system says so too (also to root)."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        return "it is a folder (expected a file name)"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    return None

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vgz.configs import config_field
-from vgz.data.datasets import DatasetConfig, DatasetError, VideoDataset
+from vgz.data.base import DatasetConfig, DatasetError, VideoDataset
 from vgz.registry import register
 
 __all__ = ["ShapesConfig", "SyntheticShapesDataset", "SHAPE_KINDS"]

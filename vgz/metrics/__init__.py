@@ -3,8 +3,10 @@
 * :mod:`vgz.metrics.evaluation`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
 * :mod:`vgz.metrics.protocol`: the registered metrics (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
   ``fid``) and how their real and generated samples are taken.
-* :mod:`vgz.metrics.detectors`: the feature-detector contract and :func:`load_detector`
-  (TorchScript files, state dicts; local, folder or Hub).
+* :mod:`vgz.metrics.features`: the feature-detector contract (:class:`FeatureDetector`) and the
+  checks that refuse degenerate detectors.
+* :mod:`vgz.metrics.detectors`: :func:`load_detector` (TorchScript files, state dicts; local,
+  folder or Hub).
 * :mod:`vgz.metrics.i3d`, :mod:`vgz.metrics.inception`: vgz's I3D and FID Inception networks.
 * :mod:`vgz.metrics.frechet`: float64 feature statistics and a stable Frechet distance.
 
@@ -22,9 +24,9 @@ _LAZY = {
     "default_cache_dir": "vgz.metrics.evaluation",
     "create_metric": "vgz.metrics.protocol",
     "Metric": "vgz.metrics.protocol",
-    "FeatureDetector": "vgz.metrics.detectors",
+    "FeatureDetector": "vgz.metrics.features",
     "TorchScriptDetector": "vgz.metrics.detectors",
-    "DetectorError": "vgz.metrics.detectors",
+    "DetectorError": "vgz.metrics.features",
     "load_detector": "vgz.metrics.detectors",
     "I3DDetector": "vgz.metrics.i3d",
     "InceptionDetector": "vgz.metrics.inception",

@@ -1,69 +1,30 @@
-"""Feature detectors for the Frechet metrics: uint8 frames in, one feature vector per clip or image out.
+"""Loading feature detectors: a file, a folder or a Hub repo id in, a :class:`FeatureDetector` out.
 
-Every detector is a :class:`FeatureDetector` (an ``nn.Module``) with the same contract, whatever
-its origin (vgz's own I3D or Inception loading a state dict, or a TorchScript file such as
-StyleGAN-V's ``i3d_torchscript.pt``):
-
-* ``kind == "video"``: ``uint8 [B, T, C, H, W] -> float32 [B, feature_dim]`` (one clip each);
-* ``kind == "image"``: ``uint8 [N, C, H, W] -> float32 [N, feature_dim]``.
-
-Single-channel input is repeated to RGB, as the official metric code does. Each detector carries
-``name`` (what it is), ``sha256`` (of the file its weights came from, None for random weights)
-and ``settings`` (everything else that changes its features), which the metric protocol records.
+The format is told from the content: TorchScript files (StyleGAN-V's ``i3d_torchscript.pt``,
+StyleGAN2-ADA's ``inception-2015-12-05.pt``) run as :class:`TorchScriptDetector`, called as the
+official metric code calls them; state dicts run in vgz's own I3D (:mod:`vgz.metrics.i3d`) or FID
+Inception (:mod:`vgz.metrics.inception`). The contract every detector follows (uint8 frames in, one
+feature vector per clip or image out) and the shared helpers live in :mod:`vgz.metrics.features`,
+re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any
 
 import torch
-from torch import nn
+
+from vgz.metrics.features import (WEIGHT_SUFFIXES, DetectorError, FeatureDetector, check_detector,
+                                  check_state_dict, file_sha256, randomize_, read_state_dict)
+from vgz.metrics.i3d import load_i3d
+from vgz.metrics.inception import load_inception
 
 __all__ = ["FeatureDetector", "TorchScriptDetector", "DetectorError", "load_detector", "read_state_dict",
-           "resolve_detector_file", "file_sha256", "check_state_dict", "KNOWN_FILES", "randomize_"]
-
-
-class DetectorError(ValueError):
-    """A detector file or reference cannot be used: says which file, what was expected, what was found."""
-
-
-class FeatureDetector(nn.Module):
-    """Base of feature detectors. Subclasses implement :meth:`features` on checked input."""
-
-    kind: ClassVar[str] = "video"  # "video" or "image"
-    feature_dim: int = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = type(self).__name__
-        self.sha256: str | None = None
-        self.source: str | None = None
-        self.settings: dict[str, Any] = {}
-
-    def describe(self) -> dict[str, Any]:
-        """What the metric protocol records about this detector (JSON-safe)."""
-        return {"name": self.name, "kind": self.kind, "feature_dim": self.feature_dim,
-                "sha256": self.sha256, "source": self.source, **({"settings": self.settings} if self.settings else {})}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ndim = 5 if self.kind == "video" else 4
-        layout = "[B, T, C, H, W]" if self.kind == "video" else "[N, C, H, W]"
-        if x.dtype != torch.uint8 or x.ndim != ndim or x.shape[-3] not in (1, 3):
-            raise ValueError(f"{self.name}: expected uint8 {layout} with 1 or 3 channels, "
-                             f"found {x.dtype} {tuple(x.shape)}")
-        if x.shape[-3] == 1:
-            x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
-        out = self.features(x)
-        return out.float()
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB input of this detector's layout -> ``[B, feature_dim]``."""
-        raise NotImplementedError
+           "resolve_detector_file", "file_sha256", "check_state_dict", "check_detector", "KNOWN_FILES", "randomize_"]
 
 
 class TorchScriptDetector(FeatureDetector):
@@ -95,7 +56,7 @@ class TorchScriptDetector(FeatureDetector):
             x = x.permute(0, 2, 1, 3, 4).contiguous()  # the official detector takes [B, C, T, H, W]
         out = self.module(x, **self.call_kwargs)
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
-            raise ValueError(f"{self.name}: expected features [{x.shape[0]}, D] from the TorchScript module, "
+            raise DetectorError(f"{self.label}: expected features [{x.shape[0]}, D] from the TorchScript module, "
                              f"found {type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
         self.feature_dim = out.shape[1]
         return out
@@ -106,18 +67,8 @@ class TorchScriptDetector(FeatureDetector):
 #: File names looked for in a folder or Hub repo given as a detector, in this order.
 KNOWN_FILES = ("i3d_torchscript.pt", "i3d_pretrained_400.pt", "inception-2015-12-05.pt",
                "pt_inception-2015-12-05-6726825d.pth")
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
 # A key prefix only each family's state dict has (I3D's 3D stem, Inception-v3's 2D stem).
 I3D_KEY, INCEPTION_KEY = "Conv3d_1a_7x7", "Conv2d_1a_3x3"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (what the metric protocol records as the detector's identity)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -156,63 +107,6 @@ def _state_dict_family(state: dict[str, torch.Tensor], path: Path) -> str:
                         f"pt_inception-2015-12-05-6726825d.pth), found keys {shown}...")
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a torch.save file (``.pt``/``.pth``/``.bin``), read without
-    running pickled code (``torch.load(weights_only=True)``); a ``{"state_dict": ...}`` wrapper and a
-    ``module.`` prefix (DataParallel) are unwrapped."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _WEIGHT_SUFFIXES:
-        raise DetectorError(f"{path}: expected a .safetensors, .pt or .pth state dict file, found suffix {suffix!r}")
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:  # weights_only: tensors and plain containers; a full unpickle could run any code
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt, or a pickle of more than tensors
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise DetectorError(f"{path}: cannot be read as a state dict of tensors ({type(exc).__name__}: "
-                            f"{first[:300]})") from exc
-    if not isinstance(state, dict):
-        raise DetectorError(f"{path}: expected a state dict (a mapping of names to tensors), found {type(state).__name__}")
-    if isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
-    if not_tensors:
-        raise DetectorError(f"{path}: expected a flat state dict of tensors, found non-tensor entries "
-                            f"{_few(not_tensors)}")
-    return state
-
-
-def _few(keys: Sequence[str], n: int = 3) -> str:
-    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
-
-
-def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: str | os.PathLike,
-                     what: str) -> dict[str, torch.Tensor]:
-    """``state`` checked against a module's ``expected`` state dict: the same keys and shapes, except
-    batch-norm ``num_batches_tracked`` counters, which may be absent (files converted from TF have
-    none; they only matter for training) and are filled with 0.
-
-    Raises:
-        DetectorError: ``"{path}: expected {what}, found ..."`` with a few of the missing,
-            unexpected or mis-shaped keys.
-    """
-    from vgz.modeling import state_dict_problems
-
-    optional = {k for k in expected if k.endswith(".num_batches_tracked")}
-    problems, _ = state_dict_problems(expected, state, optional)
-    if problems:
-        raise DetectorError(f"{path}: expected {what} ({len(expected) - len(optional)} tensors), found "
-                            f"{len(state)} tensors with " + "; ".join(problems))
-    zero = torch.zeros((), dtype=torch.long)
-    return {k: state[k] if k in state else zero for k in expected}
-
-
 def resolve_detector_file(ref: str | os.PathLike, *, revision: str | None = None,
                           cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None,
                           token: str | bool | None = None) -> Path:
@@ -249,7 +143,7 @@ def resolve_detector_file(ref: str | os.PathLike, *, revision: str | None = None
     for name in KNOWN_FILES:
         if (path / name).is_file():
             return path / name
-    weights = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    weights = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES)
     if len(weights) == 1:
         return weights[0]
     raise DetectorError(f"{path}: expected one of {', '.join(KNOWN_FILES)} or a single weights file, found "
@@ -293,12 +187,8 @@ def load_detector(ref: str | os.PathLike, *, kind: str | None = None, bn_eps: fl
     else:
         state = read_state_dict(path)  # read once: the keys tell the family, the loader takes the tensors
         if _state_dict_family(state, path) == "i3d":
-            from vgz.metrics.i3d import load_i3d
-
             detector = load_i3d(path, bn_eps=bn_eps, state=state)
         else:
-            from vgz.metrics.inception import load_inception
-
             detector = load_inception(path, state=state)
     if kind is not None and detector.kind != kind:
         raise DetectorError(f"{path}: expected a {kind} detector, found a {detector.kind} one ({detector.name})")
@@ -306,21 +196,3 @@ def load_detector(ref: str | os.PathLike, *, kind: str | None = None, bn_eps: fl
     if detector.sha256 is None:
         detector.sha256 = file_sha256(path)
     return detector.eval().requires_grad_(False).to(device)
-
-
-@torch.no_grad()
-def randomize_(detector: nn.Module, seed: int = 0) -> nn.Module:
-    """Give ``detector`` random weights whose features still depend on the input (tests, benchmarks).
-
-    PyTorch's default initialisation followed by identity batch norms shrinks activations layer
-    after layer until a deep detector outputs the same features for every input; He-normal
-    convolutions keep them at unit scale through the ReLUs.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    for module in detector.modules():
-        if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.Linear)):
-            fan_in = module.weight[0].numel()
-            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-            if module.bias is not None:
-                module.bias.zero_()
-    return detector

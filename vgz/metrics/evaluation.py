@@ -28,9 +28,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from vgz.metrics.detectors import FeatureDetector, load_detector
-from vgz.metrics.frechet import FeatureStats, frechet_distance_from_stats
-from vgz.metrics.protocol import ALIASES, Metric, Samples, create_metric
+from vgz.metrics.detectors import load_detector
+from vgz.metrics.features import FeatureDetector, check_detector
+from vgz.metrics.frechet import MIN_RECOMMENDED_SAMPLES, FeatureStats, FewSamplesWarning, frechet_distance_from_stats
+from vgz.metrics.protocol import ALIASES, Metric, Samples, create_metric, rebatch
 
 __all__ = ["evaluate", "EvalReport", "default_cache_dir", "EvaluationError"]
 
@@ -145,13 +146,15 @@ def _stats_cache_key(metric: Metric, dataset: Any, detector: FeatureDetector) ->
 
 
 def _accumulate(samples: Samples, detector: FeatureDetector, device: torch.device, desc: str,
-                progress: bool) -> FeatureStats:
+                progress: bool, batch_size: int) -> FeatureStats:
+    """Features of ``samples`` in detector batches of ``batch_size`` (see :func:`rebatch`); only the
+    statistics are kept, so memory does not grow with the number of samples."""
     from tqdm.auto import tqdm
 
     stats = FeatureStats()
     with tqdm(total=samples.total, desc=desc, unit="clip" if detector.kind == "video" else "frame",
               disable=not progress, leave=False) as bar, torch.no_grad():
-        for batch in samples:
+        for batch in rebatch(iter(samples), batch_size):
             stats.append(detector(batch.to(device)))
             bar.update(len(batch))
     if stats.num_items == 0:
@@ -172,7 +175,7 @@ def _real_stats(metric: Metric, dataset: Any, detector: FeatureDetector, device:
         except (ValueError, OSError, json.JSONDecodeError) as exc:
             warnings.warn(f"{path}: unreadable cached statistics, computing them again ({exc})", stacklevel=2)
     samples = metric.real_samples(dataset, num_workers=num_workers)
-    stats = _accumulate(samples, detector, device, f"{metric.name} real", progress)
+    stats = _accumulate(samples, detector, device, f"{metric.name} real", progress, metric.detector_batch_size)
     info = {**samples.info, "items": stats.num_items}
     if path is not None:
         from vgz.utils import atomic_write_text
@@ -192,6 +195,23 @@ def _load_detectors(detectors: Sequence[Any] | None, device: torch.device, bn_ep
                                   f"and {det.source or det.name}); pass one per kind")
         found[det.kind] = det.eval().requires_grad_(False).to(device)
     return found
+
+
+#: Detector files already found sound in this process (a session evaluating many checkpoints
+#: with one detector runs the check once).
+_CHECKED: set[str] = set()
+
+
+def _check_detector_once(detector: FeatureDetector, resolution: int, num_frames: int, device: torch.device) -> None:
+    key = None
+    if detector.sha256 is not None:  # random weights (no file) are checked every time
+        key = json.dumps([detector.sha256, detector.kind, detector.settings, resolution, num_frames, str(device)],
+                         sort_keys=True, default=str)
+        if key in _CHECKED:
+            return
+    check_detector(detector, resolution=resolution, num_frames=num_frames, device=device)
+    if key is not None:
+        _CHECKED.add(key)
 
 
 _MISSING_DETECTOR = {
@@ -216,20 +236,47 @@ def full_float32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def _check_sample_counts(metric: Metric, dataset: Any, what: str, *, real: bool) -> bool:
+    """Before anything is decoded or generated: fail when ``dataset`` has no video long enough for
+    ``metric``, warn (:class:`FewSamplesWarning`) when it gives fewer samples than the protocol asks
+    for. Returns whether it warned."""
+    taken, wanted = metric.available(dataset, real=real)
+    lengths = dataset.video_lengths
+    need = metric.min_video_len
+    if taken == 0:
+        raise EvaluationError(f"{metric.name}: {what} {dataset.config.path}: expected videos of at least {need} "
+                              f"frames (the metric's clip length), found none among its {dataset.num_videos} "
+                              f"videos (shortest {min(lengths)} frames, longest {max(lengths)}); use longer videos "
+                              "or a metric with shorter clips (fvd16)")
+    if taken >= wanted:
+        return False
+    unit = "clips" if metric.detector_kind == "video" else "frames"
+    short = sum(1 for n in lengths if n < need)
+    why = f" ({short} of its {dataset.num_videos} videos are shorter than {need} frames)" if short else ""
+    note = (f"; with fewer than {MIN_RECOMMENDED_SAMPLES} the value is not comparable to published ones"
+            if taken < MIN_RECOMMENDED_SAMPLES else "")
+    warnings.warn(f"{metric.name}: {what} {dataset.config.path} gives {taken} {unit}, the protocol takes "
+                  f"{wanted}{why}{note}", FewSamplesWarning, stacklevel=3)
+    return True
+
+
 def _run_metric(metric: Metric, detector: FeatureDetector, dataset: Any, pipe: Any, fake_dataset: Any,
                 device: torch.device, cache: Path | None, num_workers: int, progress: bool, seed: int, labels: Any,
-                call_kwargs: dict[str, Any], resolution: int, comparable: bool
-                ) -> tuple[float, dict[str, Any], float]:
+                call_kwargs: dict[str, Any], resolution: int, comparable: bool, batch_size: int | None,
+                warned: bool) -> tuple[float, dict[str, Any], float]:
     """One metric: real statistics (cached), generated statistics, the distance and its record."""
     t0 = time.time()
     real, real_info = _real_stats(metric, dataset, detector, device, cache_dir=cache, num_workers=num_workers,
                                   progress=progress)
     if pipe is not None:
-        samples = metric.fake_samples(pipe, seed=seed, labels=labels, **call_kwargs)
+        samples = metric.fake_samples(pipe, seed=seed, labels=labels, batch_size=batch_size, **call_kwargs)
     else:
         samples = metric.fake_samples_from_dataset(fake_dataset, num_workers=num_workers)
-    fake = _accumulate(samples, detector, device, f"{metric.name} generated", progress)
-    value = frechet_distance_from_stats(real, fake, name=metric.name)
+    fake = _accumulate(samples, detector, device, f"{metric.name} generated", progress, metric.detector_batch_size)
+    with warnings.catch_warnings():
+        if warned:  # the few samples were reported before the evaluation started
+            warnings.simplefilter("ignore", FewSamplesWarning)
+        value = frechet_distance_from_stats(real, fake, name=metric.name)
     protocol = {**metric.protocol(), "resolution": resolution, "detector": detector.describe(), "tf32": False,
                 "real_taken": real_info, "fake_taken": {**samples.info, "items": fake.num_items},
                 "comparable": comparable}
@@ -256,6 +303,7 @@ def evaluate(
     truncation_psi: float = 1.0,
     noise_mode: str | None = None,
     hub_kwargs: dict[str, Any] | None = None,
+    batch_size: int | None = None,
 ) -> EvalReport:
     """Compute ``metrics`` of ``model`` against the real videos ``data``.
 
@@ -277,6 +325,18 @@ def evaluate(
         bn_eps: batch-norm epsilon of a state-dict I3D (1e-5 as the port, 1e-3 as TF-Hub's original).
         truncation_psi, noise_mode: passed to the pipeline (the protocol uses psi 1).
         hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token`` for Hub references.
+        batch_size: videos generated per call of the model (FVD: clips; FID: videos of
+            ``frames_per_video`` frames, or images from an image model); None: the protocol's
+            detector batch (8 clips for FVD16, 1 for FVD128, 2 videos for FID). It sets the memory
+            used, not the result: clip ``i`` comes from ``derive_seed(seed, i)`` and the detector
+            takes the protocol's batches whatever it is (the model's batched convolutions may
+            still round a last float bit differently).
+
+    Before anything is decoded or generated, each detector is run on a black and a noise input
+    (a detector with constant, non-finite or fewer than 2 features is refused: it would make the
+    distance 0 or meaningless), and the video lengths are checked against each metric: no video
+    long enough is an :class:`EvaluationError` naming the shortest and longest, fewer samples
+    than the protocol asks for a :class:`~vgz.metrics.frechet.FewSamplesWarning`.
     """
     from vgz._version import __version__
     from vgz.pipelines.base import VideoPipeline
@@ -287,6 +347,8 @@ def evaluate(
     chosen = [create_metric(m).limit(num_videos) for m in dict.fromkeys(ALIASES.get(m, m) for m in metrics)]
     if not chosen:
         raise EvaluationError("no metrics asked for")
+    if batch_size is not None and batch_size < 1:
+        raise EvaluationError(f"batch_size: expected a number of videos >= 1, found {batch_size}")
     dets = _load_detectors(detectors, device, bn_eps, hub_kwargs)
     for metric in chosen:
         if metric.detector_kind not in dets:
@@ -308,6 +370,18 @@ def evaluate(
         model_name = str(model)
     dataset = _open(data, resolution, "real data")
 
+    # Cheap checks first (video lengths, then two inputs through each detector): nothing below is
+    # worth hours of generation if these fail.
+    warned = {}
+    for metric in chosen:
+        warned[metric.name] = _check_sample_counts(metric, dataset, "real data", real=True)
+        if fake_dataset is not None:
+            warned[metric.name] |= _check_sample_counts(metric, fake_dataset, "generated videos", real=False)
+    for kind, det in dets.items():
+        if any(m.detector_kind == kind for m in chosen):
+            frames = min((getattr(m.config, "num_frames", 16) for m in chosen if m.detector_kind == kind), default=16)
+            _check_detector_once(det, resolution, frames, device)
+
     labels = None
     if pipe is not None and getattr(pipe.components.get("mapping"), "config", None) is not None:
         if getattr(pipe.mapping.config, "c_dim", 0):
@@ -327,7 +401,8 @@ def evaluate(
         for metric in chosen:
             results[metric.name], protocols[metric.name], seconds[metric.name] = _run_metric(
                 metric, dets[metric.detector_kind], dataset, pipe, fake_dataset, device, cache, num_workers,
-                progress, seed, labels, call_kwargs, resolution, comparable=num_videos is None)
+                progress, seed, labels, call_kwargs, resolution, comparable=num_videos is None,
+                batch_size=batch_size, warned=warned[metric.name])
     seconds["total"] = round(time.time() - start_all, 3)
 
     return EvalReport(
@@ -339,7 +414,7 @@ def evaluate(
         dataset={"name": dataset.config.path, "videos": dataset.num_videos, "skipped": len(dataset.skipped),
                  "resolution": resolution, "fingerprint": dataset.fingerprint()},
         generation={"source": "pipeline" if pipe is not None else "videos", **(
-            {"pipeline": type(pipe).__name__, **call_kwargs} if pipe is not None else {})},
+            {"pipeline": type(pipe).__name__, **call_kwargs, "batch_size": batch_size} if pipe is not None else {})},
         environment={"vgz": __version__, "torch": torch.__version__, "device": str(device),
                      "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                      or platform.machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},

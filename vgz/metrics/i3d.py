@@ -39,7 +39,7 @@ from einops import rearrange
 from torch import nn
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.metrics.detectors import FeatureDetector, check_state_dict, file_sha256, read_state_dict
+from vgz.metrics.features import FeatureDetector, check_state_dict, file_sha256, read_state_dict
 from vgz.registry import register, register_kind
 
 register_kind("detector", "frozen networks that turn clips or images into features for the Frechet metrics")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.metrics.detectors import FeatureDetector, check_state_dict, file_sha256, read_state_dict
+from vgz.metrics.features import FeatureDetector, check_state_dict, file_sha256, read_state_dict
 from vgz.registry import register, register_kind
 
 __all__ = [

@@ -18,7 +18,10 @@ The protocol of ``universome/stylegan-v`` ``src/metrics``, step by step:
 
 What vgz fixes that the official code leaves to chance: the real clips' offsets come from a seed
 (``real_seed``, 0), so cached real statistics are reproducible; generated clip ``i`` uses the seed
-``derive_seed(seed, i)``, so a run is a function of its seed alone.
+``derive_seed(seed, i)``, so a run is a function of its seed alone. The generation batch (videos
+per model call) is independent of the detector batch: samples are regrouped into the protocol's
+detector batches (:func:`rebatch`), so the batch size changes the memory used, not the number.
+Every sample stream holds one batch at a time: memory does not grow with the number of samples.
 
 Metrics are registered components (``vgz list metric``); a plugin may add its own.
 """
@@ -34,12 +37,12 @@ import numpy as np
 import torch
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.data.datasets import DatasetWarning, _worker_init, close_readers
+from vgz.data.datasets import DatasetWarning, WorkerLoader, _worker_init, close_readers
 from vgz.data.sampling import derive_seed
 from vgz.registry import register, register_kind
 
 __all__ = ["FVDConfig", "FIDConfig", "Metric", "FVD", "FID", "Samples", "to_uint8", "dataset_clips",
-           "dataset_frames", "generated_clips", "generated_frames"]
+           "dataset_frames", "generated_clips", "generated_frames", "rebatch", "long_enough"]
 
 register_kind("metric", "evaluation metrics with a fixed protocol (FVD, FID): real and generated samples -> a number")
 
@@ -84,14 +87,43 @@ class _Reader(torch.utils.data.Dataset):
             return video_idx, f"{type(exc).__name__}: {exc}"
 
 
+def rebatch(batches: Iterator[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """The rows of ``batches`` regrouped into batches of ``size`` rows (the last may be smaller).
+
+    The detector sees the same batches whatever the generation batch size, so features, and the
+    float64 sums of :class:`~vgz.metrics.frechet.FeatureStats`, do not depend on it. Holds at most
+    ``size`` rows plus one incoming batch.
+    """
+    pending: list[torch.Tensor] = []
+    count = 0
+    for batch in batches:
+        while len(batch):
+            take = batch[: size - count]
+            batch = batch[len(take):]
+            pending.append(take)
+            count += len(take)
+            if count == size:
+                out = pending[0] if len(pending) == 1 else torch.cat(pending)
+                pending, count = [], 0  # before the yield: the pieces' batches are not kept meanwhile
+                yield out
+                del out
+    if pending:
+        yield torch.cat(pending)
+
+
+def long_enough(dataset: Any, need: int) -> list[int]:
+    """Indices of the videos of ``dataset`` with at least ``need`` frames, in order."""
+    return [i for i in range(dataset.num_videos) if dataset.video_lengths[i] >= need]
+
+
 def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
     if not plan:
         return iter(())
     if num_workers > 0:
         close_readers()  # no decoder threads of this process may be copied into forked workers
     extra = {"worker_init_fn": _worker_init, "prefetch_factor": 2} if num_workers > 0 else {}
-    loader = torch.utils.data.DataLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
-                                         num_workers=min(num_workers, len(plan)), **extra)
+    loader = WorkerLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
+                          num_workers=min(num_workers, len(plan)), **extra)
     return iter(loader)
 
 
@@ -106,7 +138,7 @@ def dataset_clips(dataset: Any, *, num_clips: int, num_frames: int, subsample: i
     videos take their place.
     """
     need = num_frames * subsample
-    eligible = [i for i in range(dataset.num_videos) if dataset.video_lengths[i] >= need]
+    eligible = long_enough(dataset, need)
     plan = []
     for video_idx in eligible:
         length = dataset.video_lengths[video_idx]
@@ -185,41 +217,59 @@ def _clip_seeds(seed: int, start: int, count: int) -> list[int]:
     return [derive_seed(seed, i) for i in range(start, start + count)]
 
 
+def _label_draws(labels: np.ndarray | None, seed: int, count: int) -> np.ndarray | None:
+    """Which real label each of ``count`` generated videos gets: uniform draws, as the official code."""
+    if labels is None:
+        return None
+    return np.random.default_rng(derive_seed(seed, 2**31)).integers(len(labels), size=count)
+
+
 def generated_clips(pipe: Any, *, num_clips: int, num_frames: int, subsample: int = 1, seed: int = 0,
                     batch_size: int = 8, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
     """``num_clips`` generated clips of frames ``t = 0, s, ..., (num_frames - 1) s`` (s = ``subsample``
-    training frames), uint8 ``[B, T, C, H, W]``. ``labels`` (``[N, c_dim]``, the real dataset's) give
-    class-conditional models their labels, drawn at random as the official code does."""
+    training frames), uint8 ``[B, T, C, H, W]``, ``batch_size`` clips per call of ``pipe``. Clip ``i``
+    is the same whatever the batch size (seed ``derive_seed(seed, i)``). ``labels`` (``[N, c_dim]``,
+    the real dataset's) give class-conditional models their labels, drawn at random as the official
+    code does."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not getattr(pipe, "is_video", True):
         raise ValueError(f"{type(pipe).__name__} generates images; video metrics need a video pipeline")
     fps = pipe.config.fps / subsample
-    rng = np.random.default_rng(derive_seed(seed, 2**31))
+    # Every clip's label drawn at once (a few KB): clip i gets the same one whatever the batch size.
+    which = _label_draws(labels, seed, num_clips)
 
     def batches() -> Iterator[torch.Tensor]:
         for start in range(0, num_clips, batch_size):
             count = min(batch_size, num_clips - start)
-            c = None if labels is None else labels[rng.integers(len(labels), size=count)]
+            c = None if labels is None else labels[which[start:start + count]]
             out = pipe(num_videos=count, num_frames=num_frames, fps=fps, generator=_clip_seeds(seed, start, count),
                        c=c, output_type="pt", **call_kwargs)
-            yield to_uint8(out.frames)
+            clips = to_uint8(out.frames)
+            del out  # not kept (4x the uint8 size) while the consumer runs and the next batch is made
+            yield clips
 
-    return Samples(batches(), num_clips, {"clips": num_clips, "seed": seed})
+    return Samples(batches(), num_clips, {"clips": num_clips, "seed": seed, "batch_size": batch_size})
 
 
 def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, seed: int = 0, batch_size: int = 32,
                      labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
     """``num_frames`` generated frames, uint8 ``[N, C, H, W]``: frames ``t = 0..frames_per_video-1``
-    of consecutive videos (StyleGAN-V's FID), or single images from an image pipeline."""
+    of consecutive videos (StyleGAN-V's FID), or single images from an image pipeline, about
+    ``batch_size`` frames (whole videos, at least one) per call of ``pipe``. Video ``i`` uses the
+    seed ``derive_seed(seed, i)`` whatever the batch size."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     per_video = frames_per_video if getattr(pipe, "is_video", True) else 1
     num_videos = math.ceil(num_frames / per_video)
     videos_per_batch = max(1, batch_size // per_video)
-    rng = np.random.default_rng(derive_seed(seed, 2**31))
+    which = _label_draws(labels, seed, num_videos)
 
     def batches() -> Iterator[torch.Tensor]:
         left = num_frames
         for start in range(0, num_videos, videos_per_batch):
             count = min(videos_per_batch, num_videos - start)
-            c = None if labels is None else labels[rng.integers(len(labels), size=count)]
+            c = None if labels is None else labels[which[start:start + count]]
             seeds = _clip_seeds(seed, start, count)
             if per_video == 1:
                 out = pipe(num_images=count, generator=seeds, c=c, output_type="pt", **call_kwargs)
@@ -227,10 +277,12 @@ def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, 
                 out = pipe(num_videos=count, num_frames=per_video, generator=seeds, c=c, output_type="pt",
                            **call_kwargs)
             images = to_uint8(out.frames.flatten(0, 1))[:left]
+            del out  # as in generated_clips: one batch of float frames at a time
             left -= len(images)
             yield images
 
-    return Samples(batches(), num_frames, {"frames": num_frames, "frames_per_video": per_video, "seed": seed})
+    return Samples(batches(), num_frames, {"frames": num_frames, "frames_per_video": per_video, "seed": seed,
+                                           "batch_size": videos_per_batch})
 
 
 # --------------------------------------------------------------------------------- metrics
@@ -295,10 +347,29 @@ class Metric:
         """This metric with at most ``num_videos`` real and generated videos (quick, not comparable)."""
         raise NotImplementedError
 
+    @property
+    def detector_batch_size(self) -> int:
+        """Items (clips or frames) through the detector at once, whatever the generation batch."""
+        raise NotImplementedError
+
+    @property
+    def min_video_len(self) -> int:
+        """Frames a video needs to give this metric a sample."""
+        return 1
+
+    def available(self, dataset: Any, *, real: bool = True) -> tuple[int, int]:
+        """``(taken, wanted)``: how many items the protocol takes from ``dataset`` as its real side
+        (or, ``real=False``, as its generated side) and how many it asks for. Told from the video
+        lengths alone, before anything is decoded."""
+        raise NotImplementedError
+
     def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         raise NotImplementedError
 
-    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, batch_size: int | None = None,
+                     **call_kwargs: Any) -> Samples:
+        """Generated samples; ``batch_size``: videos (or images) per call of ``pipe`` (None: the
+        protocol's detector batch). The samples do not depend on it."""
         raise NotImplementedError
 
     def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
@@ -326,15 +397,28 @@ class FVD(Metric):
     def clips_per_batch(self) -> int:
         return max(1, self.config.frames_per_batch // self.config.num_frames)
 
+    @property
+    def detector_batch_size(self) -> int:
+        return self.clips_per_batch
+
+    @property
+    def min_video_len(self) -> int:
+        return self.config.num_frames * self.config.subsample
+
+    def available(self, dataset: Any, *, real: bool = True) -> tuple[int, int]:
+        wanted = self.config.num_real if real else self.config.num_fake
+        return min(wanted, len(long_enough(dataset, self.min_video_len))), wanted
+
     def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         cfg = self.config
         return dataset_clips(dataset, num_clips=cfg.num_real, num_frames=cfg.num_frames, subsample=cfg.subsample,
                              seed=cfg.real_seed, batch_size=self.clips_per_batch, num_workers=num_workers)
 
-    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, batch_size: int | None = None,
+                     **call_kwargs: Any) -> Samples:
         cfg = self.config
         return generated_clips(pipe, num_clips=cfg.num_fake, num_frames=cfg.num_frames, subsample=cfg.subsample,
-                               seed=seed, batch_size=self.clips_per_batch, labels=labels, **call_kwargs)
+                               seed=seed, batch_size=batch_size or self.clips_per_batch, labels=labels, **call_kwargs)
 
     def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         # Official generator_as_dataset mode: clips from the start of each generated video.
@@ -395,14 +479,28 @@ class FID(Metric):
         limited.num_real_videos = num_videos
         return limited
 
+    @property
+    def detector_batch_size(self) -> int:
+        return self.config.batch_size
+
+    def available(self, dataset: Any, *, real: bool = True) -> tuple[int, int]:
+        videos = dataset.num_videos if not real or self.num_real_videos is None else self.num_real_videos
+        frames = sum(dataset.video_lengths[:videos])
+        wanted = (self.config.num_real or frames) if real else self.config.num_fake
+        return min(wanted, frames), wanted
+
     def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         return dataset_frames(dataset, num_frames=self.config.num_real, num_videos=self.num_real_videos,
                               batch_size=self.config.batch_size, num_workers=num_workers)
 
-    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, **call_kwargs: Any) -> Samples:
+    def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, batch_size: int | None = None,
+                     **call_kwargs: Any) -> Samples:
         cfg = self.config
+        # batch_size counts videos (images from an image pipeline); generated_frames counts frames.
+        per_video = cfg.frames_per_video if getattr(pipe, "is_video", True) else 1
+        frames = cfg.batch_size if batch_size is None else batch_size * per_video
         return generated_frames(pipe, num_frames=cfg.num_fake, frames_per_video=cfg.frames_per_video, seed=seed,
-                                batch_size=cfg.batch_size, labels=labels, **call_kwargs)
+                                batch_size=frames, labels=labels, **call_kwargs)
 
     def fake_samples_from_dataset(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         return dataset_frames(dataset, num_frames=self.config.num_fake, batch_size=self.config.batch_size,

@@ -220,16 +220,12 @@ class Trainer(CheckpointIO):
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _close_data(self) -> None:
-        # Workers ignore SIGTERM, so they must be told to stop (the loader's own shutdown); left to
-        # the interpreter's exit, a worker would wait for data forever while it is joined.
+        # Workers ignore SIGTERM, so they are told to stop now rather than left to the exit handlers.
+        from vgz.data.datasets import shutdown_workers
+
         batches, self._batches = getattr(self, "_batches", None), None
-        shutdown = getattr(batches, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
-        for worker in getattr(batches, "_workers", None) or []:
-            if worker.is_alive():  # stuck, and the loader's fallback (SIGTERM) is ignored: end it
-                worker.kill()
-                worker.join(timeout=5)
+        if batches is not None:
+            shutdown_workers(batches)
 
     def _real_batch(self) -> dict[str, torch.Tensor]:
         if self._batches is None:
