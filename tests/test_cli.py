@@ -217,3 +217,68 @@ def test_generate_without_a_model_writes_a_video_and_a_grid_here(tmp_path):
 def test_generate_without_a_model_says_when_the_builtin_one_is_missing(tmp_path):
     result = run_vgz("generate", env={"VGZ_DEFAULT_MODEL": str(tmp_path / "nothing")}, cwd=tmp_path)
     assert result.returncode == 1 and "nothing" in result.stderr
+
+
+def test_help_uses_a_wide_layout_when_piped():
+    """`vgz generate --help | less`: not a terminal, no COLUMNS, yet one line per short option help."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH", "LINES")}
+    out = subprocess.run([sys.executable, "-m", "vgz", "generate", "--help"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Seeds, e.g. '0-7' or '1,5,9': one video each." in out.stdout  # cut in three at 80 columns
+    assert "…" not in out.stdout and "--batch-size" in out.stdout
+    wide = subprocess.run([sys.executable, "-m", "vgz", "generate", "--help"], capture_output=True, text=True,
+                          env={**env, "COLUMNS": "70"}, timeout=60)
+    assert max(map(len, wide.stdout.splitlines())) <= 70  # an explicit width is kept
+
+
+def _info(*args: str):
+    from typer.testing import CliRunner
+
+    from vgz.cli.main import app
+
+    return CliRunner().invoke(app, ["info", *args])
+
+
+def _copy(folder, dst):
+    import shutil
+
+    return shutil.copytree(folder, dst)
+
+
+def test_info_reports_corrupt_or_missing_weights_as_broken(tiny_pipeline, tmp_path):
+    _, folder = tiny_pipeline
+    good = _info(str(folder))
+    assert good.exit_code == 0 and "error" not in good.output
+    # A truncated safetensors: an error line naming the file, for the component and for its pipeline.
+    broken = _copy(folder, tmp_path / "truncated")
+    weights = broken / "synthesis" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    for target in (broken / "synthesis", broken):
+        result = _info(str(target))
+        assert result.exit_code == 1 and type(result.exception) is SystemExit, result.output
+        assert f"{weights} is not a valid safetensors file" in result.stderr.splitlines()[-1]
+    data = json.loads(_info(str(broken), "--json").stdout)
+    assert len(data["problems"]) == 1 and data["problems"][0].startswith("synthesis: ")
+    # A missing component folder, missing weights, weights of another shape: broken, not fine.
+    for name, damage, message in [
+        ("no-folder", lambda f: __import__("shutil").rmtree(f / "motion"), "has no folder 'motion'"),
+        ("no-weights", lambda f: (f / "mapping" / "model.safetensors").unlink(), "mapping: "),
+        ("other-shapes", lambda f: (f / "motion" / "model.safetensors").write_bytes(
+            (folder / "mapping" / "model.safetensors").read_bytes()), "does not fit motion 'styleganv'"),
+    ]:
+        target = _copy(folder, tmp_path / name)
+        damage(target)
+        result = _info(str(target))
+        assert result.exit_code == 1 and type(result.exception) is SystemExit, result.output
+        assert result.stderr.startswith(f"error: pipeline {target} is broken") and message in result.stderr, \
+            result.stderr
+
+
+def test_info_on_a_corrupt_index(tiny_pipeline, tmp_path):
+    _, folder = tiny_pipeline
+    broken = _copy(folder, tmp_path / "index")
+    (broken / "model_index.json").write_text("{oops")
+    result = _info(str(broken))
+    assert result.exit_code == 1 and type(result.exception) is SystemExit
+    assert f"{broken / 'model_index.json'} is not valid JSON" in result.stderr

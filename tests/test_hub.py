@@ -147,3 +147,59 @@ def _tiny(tmp_path: Path) -> Path:
         StyleGANVPipeline.from_preset("tiny").save_pretrained(folder)
     return folder
 
+
+
+def _push(folder: Path, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
+    return subprocess.run([sys.executable, "-m", "vgz", "push", str(folder), "vgz-test/x", "--token", "hf_test"],
+                          capture_output=True, text=True, env={**environ, **env}, timeout=120)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_push_without_the_hub_is_one_error_line(tmp_path):
+    """Offline mode, a refused connection and an error status are `error:` lines, not tracebacks."""
+    import http.server
+    import threading
+
+    folder = _tiny(tmp_path)
+    out = _push(folder, HF_HUB_OFFLINE="1")
+    assert out.returncode == 1 and out.stderr.startswith("error: could not reach the Hugging Face Hub"), out.stderr
+    assert "HF_HUB_OFFLINE is set" in out.stderr and len(out.stderr.splitlines()) == 1
+    out = _push(folder, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith("error: could not reach the Hugging Face Hub to push") and \
+        "HF_HUB_OFFLINE" in out.stderr and len(out.stderr.splitlines()) == 1
+
+    class Unauthorized(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            body = b'{"error": "Invalid credentials in Authorization header"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unauthorized)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = _push(folder, HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith("error: the Hugging Face Hub refused to push") and "check the token" in out.stderr

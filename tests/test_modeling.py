@@ -225,3 +225,68 @@ def test_loading_leaves_the_global_rng_alone(saved):
     torch.manual_seed(123)
     vgz.load_component(folder)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_interrupted_save_over_an_old_component_does_not_load(saved, monkeypatch):
+    """New weights under the old config.json (same shapes) would load silently as a mix."""
+    import safetensors.torch
+
+    net, folder = saved
+    torch.manual_seed(1)
+    other = vgz.create("synthesis", "stylegan2", preset="tiny")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        other.save_pretrained(folder)
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        vgz.load_component(folder)
+    other.save_pretrained(folder)
+    loaded = vgz.load_component(folder)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), other.state_dict().values()))
+
+
+PLUGIN_KIND_SOURCE = '''
+    from dataclasses import dataclass
+
+    from torch import nn
+
+    import vgz
+    from vgz.configs import ComponentConfig, config_field
+    from vgz.modeling import ModelMixin
+
+    vgz.register_kind("sampler", "test plugin kind")
+
+
+    @dataclass
+    class SamplerConfig(ComponentConfig):
+        dim: int = config_field(3, min=1)
+
+
+    @vgz.register("sampler", "toy-sampler")
+    class ToySampler(ModelMixin):
+        """A component of a kind the plugin declares."""
+
+        config_class = SamplerConfig
+
+        def __init__(self, config=None, **kwargs):
+            super().__init__(config, **kwargs)
+            self.proj = nn.Linear(1, self.config.dim)
+'''
+
+
+def test_saved_component_of_a_plugin_declared_kind_loads(tmp_path):
+    """The kind check waits for plugins: a fresh interpreter loads a component whose kind a plugin adds."""
+    from conftest import make_plugin_dist
+
+    site = make_plugin_dist(tmp_path / "site", "vgz-sampler", "vgz_sampler", PLUGIN_KIND_SOURCE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys, vgz; vgz.create('sampler', 'toy-sampler', dim=4).save_pretrained(sys.argv[1])\n"
+            "import subprocess; subprocess.run([sys.executable, '-c', 'import sys, vgz; "
+            "print(vgz.load_component(sys.argv[1]).config.dim)', sys.argv[1]], check=True)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sampler")], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["4"], out.stderr

@@ -203,3 +203,46 @@ def test_loading_errors_are_explained(pipe, tmp_path):
     shutil.rmtree(folder / "motion")
     with pytest.raises(FileNotFoundError, match="has no folder 'motion'"):
         VideoPipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("num_videos", 2.5, TypeError), ("num_videos", True, TypeError), ("num_frames", 3.0, TypeError),
+    ("chunk_size", 1.5, TypeError), ("batch_size", "2", TypeError), ("batch_size", 0, ValueError),
+    ("num_videos", -1, ValueError)])
+def test_counts_must_be_integers(pipe, field, value, error):
+    kwargs = {"num_videos": 1, "num_frames": 2, field: value}
+    with pytest.raises(error, match=f"{field} must be"):
+        pipe(**kwargs)
+    assert pipe(num_videos=np.int64(2), num_frames=torch.tensor(2)).frames.shape[:2] == (2, 2)  # integer types pass
+
+
+def test_interrupted_save_over_an_old_pipeline_does_not_load_as_a_mix(pipe, tmp_path, monkeypatch):
+    from vgz.modeling import ModelMixin
+
+    disc = vgz.create("discriminator", "styleganv", preset="tiny").eval()
+    old = StyleGANVPipeline(mapping=pipe.mapping, motion=pipe.motion, synthesis=pipe.synthesis, discriminator=disc)
+    folder = old.save_pretrained(tmp_path / "pipe")
+    (folder / "README.md").write_text("my card\n")
+    (folder / "eval_results.json").write_text("{}\n")
+    torch.manual_seed(1)
+    new = vgz.create("pipeline", "styleganv", preset="tiny")  # other weights, no discriminator
+    save, calls = ModelMixin.save_pretrained, []
+
+    def interrupted(self, *args, **kwargs):  # Ctrl-C after the first component
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ModelMixin, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(folder)
+    monkeypatch.undo()
+    # New mapping and old synthesis must not load together.
+    with pytest.raises(FileNotFoundError, match="no index: a save_pretrained that was interrupted"):
+        VideoPipeline.from_pretrained(folder)
+    new.save_pretrained(folder)
+    loaded = VideoPipeline.from_pretrained(folder)
+    _close(loaded(num_frames=2, generator=0).frames, new(num_frames=2, generator=0).frames)
+    assert loaded.discriminator is None and not (folder / "discriminator").exists()  # the stale component is gone
+    assert (folder / "README.md").read_text() == "my card\n" and (folder / "eval_results.json").is_file()

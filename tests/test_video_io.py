@@ -100,3 +100,12 @@ def test_tile_videos_layout():
     with pytest.raises(ValueError, match="multiple of rows=4"):
         tile_videos(videos, rows=4)
     assert vgz.tile_videos is tile_videos and vgz.export_video is export_video
+
+
+@pytest.mark.parametrize("fps, message", [(float("inf"), "fps must be > 0 and finite"),
+                                          (float("nan"), "fps must be > 0 and finite"),
+                                          (1e-4, "too low for a video file")])
+def test_frame_rates_a_file_cannot_store_are_refused(tmp_path, fps, message):
+    with pytest.raises(ValueError, match=message):
+        VideoWriter(tmp_path / "v.mp4", fps=fps)
+    assert list(tmp_path.iterdir()) == []

@@ -139,6 +139,9 @@ class ModelMixin(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike, *, variant: str | None = None) -> Path:
         """Write ``config.json`` and ``model[.variant].safetensors`` into ``save_directory``.
 
+        ``config.json`` is removed first and written last: a save interrupted over an existing
+        component leaves a folder that does not load, never one pairing old and new files.
+
         Args:
             variant: ``"fp16"`` or ``"bf16"`` stores floating tensors in that precision
                 (``model.fp16.safetensors``); None stores them as they are.
@@ -154,6 +157,9 @@ class ModelMixin(nn.Module):
         cast = {None: None, "fp16": torch.float16, "bf16": torch.bfloat16}
         if variant not in cast:
             raise ValueError(f"variant must be None, 'fp16' or 'bf16', got {variant!r}")
+        # The old config goes first: a save interrupted from here on leaves a folder that does not
+        # load, rather than new weights under an old config (or the reverse).
+        (folder / CONFIG_NAME).unlink(missing_ok=True)
         state = {}
         for key, tensor in self.state_dict().items():
             tensor = tensor.detach().to("cpu", memory_format=torch.contiguous_format)
@@ -212,7 +218,7 @@ class ModelMixin(nn.Module):
         folder = resolve_folder(pretrained, subfolder=subfolder, revision=revision, cache_dir=cache_dir,
                                 local_files_only=local_files_only, token=token)
         kind, name, fields = read_component_config(folder)
-        entry = registry.get(kind, name)
+        entry = registry.get(kind, name, needed_by=str(folder / CONFIG_NAME))
         model_cls = entry.cls
         if cls is not ModelMixin and not issubclass(model_cls, cls):
             raise TypeError(f"{folder} holds {kind} {name!r} ({model_cls.__name__}), not a {cls.__name__}")

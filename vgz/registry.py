@@ -76,7 +76,9 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.discriminators.styleganv",
     "vgz.pipelines.styleganv",
     "vgz.pipelines.stylegan2",
-    "vgz.data.datasets",
+    "vgz.data.video_folder",
+    "vgz.data.frame_folder",
+    "vgz.data.shapes",
     "vgz.training.recipes",
     "vgz.metrics.protocol",
     "vgz.metrics.i3d",
@@ -313,14 +315,21 @@ def reload_plugins() -> None:
     _load_plugins()
 
 
-def get(kind: str, name: str) -> RegistryEntry:
+def get(kind: str, name: str, *, needed_by: str | None = None) -> RegistryEntry:
     """Return the :class:`RegistryEntry` for ``(kind, name)``.
+
+    Args:
+        needed_by: what asks for the component (e.g. a saved model's ``config.json``); the error
+            then says that a plugin providing it must be installed, and names broken plugins.
 
     Raises:
         UnknownComponentError: with the closest registered names of that kind.
     """
-    _check_kind(kind)
-    _ensure_loaded()
+    _ensure_loaded()  # first: plugins may declare kinds of their own
+    try:
+        _check_kind(kind)
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(str(exc) + _plugin_hint(kind, name, needed_by)) from None
     entry = _state.entries.get((kind, name))
     if entry is None:
         names = sorted(n for k, n in _state.entries if k == kind)
@@ -331,8 +340,20 @@ def get(kind: str, name: str) -> RegistryEntry:
             hint = f" Registered {kind} components: {', '.join(map(repr, names))}."
         else:
             hint = f" No {kind} component is registered."
-        raise UnknownComponentError(f"No {kind} component named {name!r}.{hint}")
+        raise UnknownComponentError(f"No {kind} component named {name!r}.{hint}" + _plugin_hint(kind, name, needed_by))
     return entry
+
+
+def _plugin_hint(kind: str, name: str, needed_by: str | None) -> str:
+    """For a saved model naming an unregistered component: what to install, and which plugins broke."""
+    if needed_by is None:
+        return ""
+    hint = (f" {needed_by} needs {kind} {name!r}: install the vgz plugin package that provides it "
+            "(`vgz list` shows the installed components).")
+    if _state.broken:
+        hint += " Plugins that failed to load: " + "; ".join(f"{b.name} from {b.source} ({b.error})"
+                                                            for b in _state.broken) + "."
+    return hint
 
 
 def create(kind: str, name: str, *, preset: str | None = None, **overrides: Any) -> Any:
@@ -371,9 +392,9 @@ def list_components(kind: str | None = None, pattern: str = "*") -> list[Registr
         pattern: a shell-style wildcard matched against the name (``"style*"``), or against
             ``"kind/name"`` when it contains a ``/``.
     """
+    _ensure_loaded()  # first: plugins may declare kinds of their own
     if kind is not None:
         _check_kind(kind)
-    _ensure_loaded()
     out = []
     for (k, n), entry in _state.entries.items():
         if kind is not None and k != kind:

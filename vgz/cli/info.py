@@ -49,7 +49,11 @@ def info_cmd(
     revision: Optional[str] = typer.Option(None, help="Hub revision (branch, tag or commit)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a saved component's or pipeline's kinds, configs, parameter counts and sizes, without building it."""
+    """Show a saved component's or pipeline's kinds, configs, parameter counts and sizes, without building it.
+
+    The weights files' headers are checked against the component: a missing, corrupt or mismatched file makes the model
+    broken (exit status 1).
+    """
     from vgz.hub import ModelNotFoundError, resolve_folder
     from vgz.modeling import read_component_config
 
@@ -60,43 +64,109 @@ def info_cmd(
         kind, name, config = read_component_config(folder)
     except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    names = _parameter_names(kind, name, config)
-    weights = [_weights_summary(path, names) for path in sorted(folder.glob("model*.safetensors"))]
-    result = {"path": str(folder), "kind": kind, "name": name, "config": config, "weights": weights}
+    component, problems = _component_info(folder, kind, name, config)
+    result = {"path": str(folder), **component, "problems": problems}
     if as_json:
         typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"{kind} {name!r} in {folder}")
-    for w in weights:
-        typer.echo(f"  {w['file']}: {w['num_parameters']:,} parameters + {w['num_buffer_values']:,} buffer values, "
-                   f"{w['dtypes']}, {w['bytes'] / 2**20:.2f} MiB")
-    typer.echo("config:")
-    for key, value in config.items():
-        typer.echo(f"  {key}: {json.dumps(value)}")
+    else:
+        typer.echo(f"{kind} {name!r} in {folder}")
+        for w in component["weights"]:
+            typer.echo(f"  {w['file']}: {w['num_parameters']:,} parameters + {w['num_buffer_values']:,} buffer values, "
+                       f"{w['dtypes']}, {w['bytes'] / 2**20:.2f} MiB")
+        typer.echo("config:")
+        for key, value in config.items():
+            typer.echo(f"  {key}: {json.dumps(value)}")
+    if problems:
+        fail(f"{folder} is broken: " + "; ".join(problems))
+
+
+def _component_info(folder: Path, kind: str, name: str, config: dict) -> tuple[dict, list[str]]:
+    """``({kind, name, config, weights}, problems)`` of a component folder: problems are missing,
+    unreadable or mis-fitting weights files, each a phrase naming the file."""
+    from vgz.modeling import state_dict_problems
+
+    expected = _expected_state(kind, name, config, folder)
+    files = sorted(folder.glob("model*.safetensors"))
+    problems = [] if files else [f"{folder} has no model.safetensors (no weights)"]
+    weights = []
+    for path in files:
+        try:
+            summary, shapes = _weights_summary(path, None if expected is None else set(expected["parameters"]))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        weights.append(summary)
+        if expected is not None:
+            import torch
+
+            found = {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
+            issues, _ = state_dict_problems(expected["state"], found)
+            if issues:
+                problems.append(f"{path} does not fit {kind} {name!r}: " + "; ".join(issues))
+    return {"kind": kind, "name": name, "config": config, "weights": weights}, problems
 
 
 def _pipeline_info(folder: Path, as_json: bool) -> None:
+    from vgz import registry
+    from vgz.configs import ConfigError
     from vgz.modeling import read_component_config
 
-    index = json.loads((folder / "model_index.json").read_text())
+    index_path = folder / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        fail(f"{index_path} is not valid JSON ({exc}); it is not a readable vgz pipeline index")
+    if not isinstance(index, dict) or not isinstance(index.get("components"), dict):
+        fail(f"{index_path} is not a vgz pipeline index: expected an object with a 'components' mapping")
+    problems: list[str] = []
+    name = index.get("_vgz_pipeline")
+    try:
+        pipeline_cls = registry.get("pipeline", str(name), needed_by=str(index_path)).cls
+    except registry.RegistryError as exc:  # e.g. a plugin that is not installed: the files can still be shown
+        typer.echo(f"note: {exc}", err=True)
+        pipeline_cls = None
+    if pipeline_cls is not None:
+        try:
+            pipeline_cls.config_class.from_dict(index.get("config", {}), source=str(index_path))
+        except ConfigError as exc:
+            problems.append(str(exc))
+        for attr in pipeline_cls.component_kinds:
+            if attr not in index["components"] and attr not in pipeline_cls.optional_components:
+                problems.append(f"{attr}: the {name} pipeline needs it, but {index_path.name} does not list it")
     components = {}
-    for attr in index.get("components", {}):
-        kind, name, config = read_component_config(folder / attr)
-        names = _parameter_names(kind, name, config)
-        weights = [_weights_summary(p, names) for p in sorted((folder / attr).glob("model*.safetensors"))]
-        components[attr] = {"kind": kind, "name": name, "config": config, "weights": weights}
+    for attr, entry in index["components"].items():
+        sub = folder / attr
+        if not sub.is_dir():
+            problems.append(f"{attr}: {folder} has no folder {attr!r}, which {index_path.name} lists")
+            continue
+        try:
+            kind, cname, config = read_component_config(sub)
+        except (FileNotFoundError, ValueError) as exc:
+            problems.append(f"{attr}: {exc}")
+            continue
+        if entry != [kind, cname]:
+            problems.append(f"{attr}: {index_path.name} lists {entry!r}, but {sub / 'config.json'} holds "
+                            f"{kind} {cname!r}")
+        components[attr], comp_problems = _component_info(sub, kind, cname, config)
+        problems += [f"{attr}: {p}" for p in comp_problems]
     from vgz.cards import read_eval_results
 
-    result = {"path": str(folder), "pipeline": index.get("_vgz_pipeline"), "config": index.get("config", {}),
-              "components": components, "evaluation": read_eval_results(folder)}
+    result = {"path": str(folder), "pipeline": name, "config": index.get("config", {}),
+              "components": components, "evaluation": read_eval_results(folder), "problems": problems}
     if as_json:
         typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"pipeline {result['pipeline']!r} in {folder}; config {json.dumps(result['config'])}")
-    for attr, comp in components.items():
+    else:
+        _print_pipeline(result)
+    if problems:
+        fail(f"pipeline {folder} is broken: " + "; ".join(problems))
+
+
+def _print_pipeline(result: dict) -> None:
+    typer.echo(f"pipeline {result['pipeline']!r} in {result['path']}; config {json.dumps(result['config'])}")
+    for attr, comp in result["components"].items():
         sizes = ", ".join(f"{w['file']}: {w['num_parameters']:,} parameters, {w['bytes'] / 2**20:.2f} MiB"
                           for w in comp["weights"])
-        typer.echo(f"  {attr}: {comp['kind']} {comp['name']!r} ({sizes})")
+        typer.echo(f"  {attr}: {comp['kind']} {comp['name']!r} ({sizes or 'no weights'})")
     if result["evaluation"]:
         typer.echo("evaluation (README.md):")
     for r in result["evaluation"]:
@@ -107,38 +177,47 @@ def _pipeline_info(folder: Path, as_json: bool) -> None:
                    + ("" if p.get("comparable", True) else "; reduced sample count"))
 
 
-def _parameter_names(kind: str, name: str, config: dict) -> set[str] | None:
-    """Parameter names of the component, from a build on the meta device (no memory used)."""
+def _expected_state(kind: str, name: str, config: dict, folder: Path) -> dict | None:
+    """``{"parameters": names, "state": meta tensors of the state dict}`` of the component, from a
+    build on the meta device (no memory used); None, with a note, when it cannot be built."""
     import torch
 
     from vgz import registry
 
     try:
-        entry = registry.get(kind, name)
+        entry = registry.get(kind, name, needed_by=str(folder / "config.json"))
         with torch.device("meta"):
             model = entry.cls(entry.config_cls.from_dict(config))
     except Exception as exc:  # e.g. a plugin that is not installed: count everything as parameters
-        typer.echo(f"note: cannot build {kind} {name!r} to tell parameters from buffers ({exc})", err=True)
+        typer.echo(f"note: cannot build {kind} {name!r} to tell parameters from buffers and check the weights "
+                   f"({exc})", err=True)
         return None
-    return {n for n, _ in model.named_parameters()}
+    return {"parameters": {n for n, _ in model.named_parameters()}, "state": model.state_dict()}
 
 
-def _weights_summary(path: Path, param_names: set[str] | None) -> dict:
-    """Count the values in a safetensors file from its header (no tensor is loaded)."""
-    from safetensors import safe_open
+def _weights_summary(path: Path, param_names: set[str] | None) -> tuple[dict, dict[str, list[int]]]:
+    """Count the values in a safetensors file from its header (no tensor is loaded): ``(summary,
+    {key: shape})``. An unreadable or truncated file is a ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
 
     params = buffers = 0
     dtypes: set[str] = set()
-    with safe_open(str(path), framework="pt") as f:
-        for key in f.keys():
-            sl = f.get_slice(key)
-            n = 1
-            for dim in sl.get_shape():
-                n *= dim
-            dtypes.add(sl.get_dtype())
-            if param_names is None or key in param_names:
-                params += n
-            else:
-                buffers += n
+    shapes: dict[str, list[int]] = {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                sl = f.get_slice(key)
+                shapes[key] = list(sl.get_shape())
+                dtypes.add(sl.get_dtype())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a valid safetensors file ({exc})") from None
+    for key, shape in shapes.items():
+        n = 1
+        for dim in shape:
+            n *= dim
+        if param_names is None or key in param_names:
+            params += n
+        else:
+            buffers += n
     return {"file": path.name, "num_parameters": params, "num_buffer_values": buffers,
-            "dtypes": ",".join(sorted(dtypes)), "bytes": path.stat().st_size}
+            "dtypes": ",".join(sorted(dtypes)), "bytes": path.stat().st_size}, shapes

@@ -45,7 +45,17 @@ app.command("push")(hub.push_cmd)
 parse_seeds, parse_overrides = generate.parse_seeds, train.parse_overrides
 
 
+#: Help width when stdout is not a terminal (`vgz generate --help | less`): rich would otherwise
+#: assume 80 columns and cut option help to a narrow column.
+PIPED_HELP_WIDTH = 120
+
+
 def main() -> None:
+    import os
+    import sys
+
+    if not os.environ.get("COLUMNS") and not os.environ.get("TERMINAL_WIDTH") and not sys.stdout.isatty():
+        os.environ["COLUMNS"] = str(PIPED_HELP_WIDTH)  # rich reads it when typer builds its console
     app()
 
 

@@ -13,6 +13,7 @@ Containers and codecs, chosen by the file's suffix:
 
 from __future__ import annotations
 
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -63,9 +64,14 @@ def tile_videos(videos: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def _rate(fps: float) -> Fraction:
-    if not fps or fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps!r}")
-    return Fraction(fps).limit_denominator(1001)
+    """``fps`` as the rational frame rate a container stores (denominator <= 1001)."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction, np.integer, np.floating)) \
+            or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be > 0 and finite, got {fps!r}")
+    rate = Fraction(fps).limit_denominator(1001)
+    if rate == 0:
+        raise ValueError(f"fps={fps!r} is too low for a video file: the lowest frame rate it can store is 1/1001")
+    return rate
 
 
 class VideoWriter:

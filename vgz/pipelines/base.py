@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import operator
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence, TypeVar
@@ -31,7 +34,8 @@ from vgz.hub import resolve_folder
 from vgz.modeling import ModelMixin
 from vgz.utils import atomic_write_text
 
-__all__ = ["VideoPipeline", "VideoPipelineOutput", "MODEL_INDEX", "OUTPUT_TYPES", "as_generators", "convert_frames",
+__all__ = ["VideoPipeline", "VideoPipelineOutput", "MODEL_INDEX", "OUTPUT_TYPES", "NonFiniteOutputError",
+           "as_generators", "check_count", "check_finite_frames", "check_number", "check_output_type", "convert_frames",
            "to_unit_range"]
 
 MODEL_INDEX = "model_index.json"
@@ -58,6 +62,80 @@ class VideoPipelineOutput:
         return iter((self.frames, self.timestamps, self.fps))
 
 
+class NonFiniteOutputError(ValueError):
+    """The generator produced NaN or infinite values: its weights or inputs are not finite.
+
+    Attributes:
+        videos: indices (in the batch) of the videos with non-finite frames.
+        frames: ``(first, last)`` frame indices of the chunk they were found in.
+    """
+
+    def __init__(self, message: str, videos: list[int], frames: tuple[int, int]):
+        super().__init__(message)
+        self.videos, self.frames = videos, frames
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``: a bool, float or other non-integer is a TypeError (a count
+    of 2.5 videos is a mistake, not something to round), a smaller integer a ValueError."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got the bool {value!r}")
+    try:
+        number = operator.index(value)  # ints, numpy integers and integer 0-d tensors; never floats
+    except TypeError:
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def check_number(name: str, value: Any, *, positive: bool = False) -> float:
+    """``value`` as a finite float (> 0 with ``positive``: a frame rate, a time scale); NaN, inf, a
+    bool or a non-number is an error naming ``name``."""
+    want = "> 0 and finite" if positive else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be {want}, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or (positive and not value > 0):
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return float(value)
+
+
+def check_output_type(output_type: str) -> None:
+    """Refuse an ``output_type`` other than ``"pt"``, ``"np"`` or ``"pil"``."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
+
+
+def _seeds_of(generator: Any, num_videos: int) -> list[int] | None:
+    """The int seed of each video, when ``generator`` gives them (see :func:`as_generators`)."""
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return [int(generator) + i for i in range(num_videos)]
+    if isinstance(generator, Sequence) and not isinstance(generator, str) and len(generator) == num_videos \
+            and all(isinstance(g, (int, np.integer)) for g in generator):
+        return [int(g) for g in generator]
+    return None
+
+
+def check_finite_frames(raw: torch.Tensor, first_frame: int, generator: Any = None, video_offset: int = 0,
+                        num_videos: int | None = None) -> None:
+    """Raise :class:`NonFiniteOutputError` when generator output ``raw [B, T, C, H, W]`` holds NaN or
+    inf (it would be written as black or white frames); the message names the videos (their seeds
+    when ``generator`` gives them) and frames ``first_frame ..``. ``video_offset`` places this batch
+    among ``num_videos`` videos."""
+    finite = torch.isfinite(raw).flatten(1).all(1)
+    if bool(finite.all()):
+        return
+    videos = [video_offset + int(i) for i in (~finite).nonzero().flatten().tolist()]
+    seeds = _seeds_of(generator, num_videos if num_videos is not None else raw.shape[0])
+    names = [str(seeds[v]) for v in videos] if seeds is not None else [str(v) for v in videos]
+    noun = ("seed" if seeds is not None else "video") + ("s" if len(videos) > 1 else "")
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    last = first_frame + raw.shape[1] - 1
+    raise NonFiniteOutputError(
+        f"the generator produced NaN or infinite values for {noun} {shown} (frames {first_frame}-{last}): the model's "
+        "weights or the inputs (truncation_psi, z, motion_z, labels) are not finite", videos, (first_frame, last))
+
+
 def to_unit_range(raw: torch.Tensor) -> torch.Tensor:
     """Generator output in about [-1, 1] -> float32 in [0, 1]."""
     return ((raw.float() + 1) / 2).clamp(0, 1)
@@ -65,8 +143,7 @@ def to_unit_range(raw: torch.Tensor) -> torch.Tensor:
 
 def convert_frames(frames: torch.Tensor, output_type: str) -> Any:
     """Frames ``[B, T, C, H, W]`` in [0, 1] -> ``output_type`` (``"pt"``, ``"np"`` or ``"pil"``)."""
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
+    check_output_type(output_type)
     if output_type == "pt":
         return frames
     if output_type == "np":
@@ -172,14 +249,27 @@ class VideoPipeline:
     def save_pretrained(self, save_directory: str | os.PathLike, *, variant: str | None = None) -> Path:
         """Write every component into its own subfolder, then ``model_index.json``.
 
-        The index is written last: a folder interrupted while saving has no index and does not load.
+        Over an existing pipeline the old index is removed first and the new one written last: a
+        save interrupted in between leaves a folder that does not load, never one that pairs old and
+        new components. Other files there (the model card ``README.md``, evaluation results) stay;
+        component folders of the old pipeline that this one lacks are removed.
         """
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
+        index_path = folder / MODEL_INDEX
+        old_components = _listed_components(index_path)
+        index_path.unlink(missing_ok=True)
         kinds = {}
         for name, module in self.components.items():
             module.save_pretrained(folder / name, variant=variant)
             kinds[name] = list(module.registry_key())
+        # Components of an earlier save that this pipeline lacks (e.g. a dropped discriminator) would
+        # ship with the folder (`vgz push` uploads every file): those the old index lists, and folders
+        # named after this class's components (the index is gone when an earlier save was interrupted).
+        for name in (old_components | set(self.component_kinds)) - set(kinds):
+            stale = folder / name
+            if stale.is_dir() and not stale.is_symlink() and (stale / "config.json").is_file():
+                shutil.rmtree(stale)
         index = {"_vgz_pipeline": self.registry_key()[1], "_vgz_version": __version__,
                  "config": self.config.to_dict(), "components": kinds}
         atomic_write_text(folder / MODEL_INDEX, json.dumps(index, indent=2) + "\n")
@@ -220,14 +310,21 @@ class VideoPipeline:
         folder = resolve_folder(pretrained, **hub)
         index_path = folder / MODEL_INDEX
         if not index_path.is_file():
-            hint = " (it holds a single component: load it with vgz.load_component)" if (folder / "config.json").is_file() else ""
+            hint = ""
+            if (folder / "config.json").is_file():
+                hint = " (it holds a single component: load it with vgz.load_component)"
+            elif folder.is_dir():
+                parts = sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+                if parts:
+                    hint = (f" (it holds component folders {', '.join(parts)} but no index: a save_pretrained that "
+                            "was interrupted? Save the pipeline again)")
             raise FileNotFoundError(f"{folder} has no {MODEL_INDEX}; it is not a saved vgz pipeline{hint}")
         try:
             index = json.loads(index_path.read_text())
             name, config_fields, saved = index["_vgz_pipeline"], index.get("config", {}), index["components"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{index_path} is not a vgz pipeline index ({type(exc).__name__}: {exc})") from None
-        pipeline_cls = registry.get("pipeline", name).cls
+        pipeline_cls = registry.get("pipeline", name, needed_by=str(index_path)).cls
         if cls is not VideoPipeline and not issubclass(pipeline_cls, cls):
             raise TypeError(f"{folder} holds pipeline {name!r} ({pipeline_cls.__name__}), not a {cls.__name__}")
         config = pipeline_cls.config_class.from_dict(config_fields, source=str(index_path))
@@ -253,3 +350,13 @@ class VideoPipeline:
         if components:
             raise TypeError(f"{pipeline_cls.__name__} has no components {', '.join(sorted(components))}")
         return pipeline_cls(config, **loaded).eval()
+
+
+def _listed_components(index_path: Path) -> set[str]:
+    """Component names an existing ``model_index.json`` lists (none when absent or unreadable)."""
+    try:
+        components = json.loads(index_path.read_text()).get("components", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {name for name in components if isinstance(name, str) and name and "/" not in name
+            and not name.startswith(".")} if isinstance(components, dict) else set()

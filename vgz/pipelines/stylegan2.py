@@ -17,7 +17,8 @@ from einops import rearrange
 
 from vgz.configs import ComponentConfig
 from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
-from vgz.pipelines.base import VideoPipeline, VideoPipelineOutput, as_generators, convert_frames, to_unit_range
+from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, as_generators, check_count, check_finite_frames,
+                                check_number, check_output_type, convert_frames, to_unit_range)
 from vgz.registry import register
 
 __all__ = ["StyleGAN2PipelineConfig", "StyleGAN2Pipeline"]
@@ -64,7 +65,13 @@ class StyleGAN2Pipeline(VideoPipeline):
 
         Returns:
             :class:`VideoPipelineOutput` with ``frames [B, 1, C, H, W]`` in [0, 1], timestamps 0.
+
+        Raises:
+            :class:`~vgz.pipelines.base.NonFiniteOutputError`: the images came out NaN or infinite.
         """
+        num_images = check_count("num_images", num_images)
+        truncation_psi = check_number("truncation_psi", truncation_psi)
+        check_output_type(output_type)
         device = self.device
         if z is None:
             gens = as_generators(generator, num_images)
@@ -76,7 +83,8 @@ class StyleGAN2Pipeline(VideoPipeline):
             raise ValueError(f"this model is class-conditional: pass c [{num_images}, {c_dim}]")
         ws = self.mapping(z.to(device), c.to(device) if c_dim > 0 else None, truncation_psi=truncation_psi,
                           truncation_cutoff=truncation_cutoff)
-        images = self.synthesis(ws, noise_mode=noise_mode)
-        frames = rearrange(to_unit_range(images), "b c h w -> b 1 c h w")
+        images = rearrange(self.synthesis(ws, noise_mode=noise_mode), "b c h w -> b 1 c h w")
+        check_finite_frames(images, 0, generator)
+        frames = to_unit_range(images)
         out = VideoPipelineOutput(convert_frames(frames, output_type), torch.zeros(num_images, 1), None)
         return out if return_dict else (out.frames,)
