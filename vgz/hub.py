@@ -62,6 +62,8 @@ def resolve_folder(
         raise ModelNotFoundError(f"no folder {ref!r}, and it is not a Hub repo id of the form 'org/name'")
 
     from huggingface_hub import snapshot_download
+
+    from vgz.utils import one_line
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     allow = [f"{subfolder}/*"] if subfolder else None
@@ -77,10 +79,11 @@ def resolve_folder(
     except LocalEntryNotFoundError as exc:
         raise ModelNotFoundError(
             f"{ref!r} is not a local folder and is not in the Hub cache"
-            f"{' at revision ' + repr(revision) if revision else ''} (offline or local_files_only): {exc}"
+            f"{' at revision ' + repr(revision) if revision else ''} (offline or local_files_only): {one_line(exc)}"
         ) from exc
     except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise ModelNotFoundError(f"{ref!r} is not a local folder and could not be fetched from the Hub: {exc}") from exc
+        raise ModelNotFoundError(f"{ref!r} is not a local folder and could not be fetched from the Hub: "
+                                 f"{one_line(exc)}") from exc
     folder = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if not folder.is_dir():
         raise ModelNotFoundError(f"Hub repo {ref!r} has no folder {subfolder!r}")

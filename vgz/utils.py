@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir", "check_replaceable",
-           "current_umask", "publish_tree", "OutputFolderError", "describe_os_error"]
+           "current_umask", "publish_tree", "OutputFolderError", "describe_os_error", "one_line"]
 
 
 class OutputFolderError(FileExistsError):
@@ -62,6 +62,12 @@ def publish_tree(folder: str | os.PathLike) -> None:
             path = os.path.join(root, name)
             if not os.path.islink(path):
                 os.chmod(path, 0o666 & ~umask)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (libraries such as huggingface_hub write several), or its
+    type's name when it has none: vgz's errors are one ``error: ...`` line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:

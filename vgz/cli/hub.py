@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from vgz.cli._common import fail
+from vgz.utils import one_line
 
 
 def push_cmd(
@@ -37,14 +38,14 @@ def push_cmd(
     except refused as exc:  # the Hub answered, with an error status
         status = getattr(getattr(exc, "response", None), "status_code", None)
         hint = " (check the token: `hf auth login`, HF_TOKEN or --token)" if status in (401, 403) else ""
-        fail(f"the Hugging Face Hub refused to push {folder} to {repo_id}: {_one_line(exc)}{hint}")
+        fail(f"the Hugging Face Hub refused to push {folder} to {repo_id}: {one_line(exc)}{hint}")
     except unreachable as exc:
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
         hint = ("HF_HUB_OFFLINE is set, which keeps huggingface_hub offline: unset it to push" if offline else
                 "check the network connection, or whether HF_HUB_OFFLINE or HF_ENDPOINT is set")
-        fail(f"could not reach the Hugging Face Hub to push {folder} to {repo_id} ({_one_line(exc)}); {hint}")
+        fail(f"could not reach the Hugging Face Hub to push {folder} to {repo_id} ({one_line(exc)}); {hint}")
     except (ValueError, OSError) as exc:
-        fail(_one_line(exc))
+        fail(one_line(exc))
     typer.echo(f"pushed {folder} to https://huggingface.co/{repo_id}: {getattr(info, 'commit_url', info)}")
 
 
@@ -58,7 +59,3 @@ def _hub_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExcep
     client = [c for c in HfHubHTTPError.__mro__[1:]
               if c.__module__.split(".")[0] in ("requests", "httpx", "httpx2") and issubclass(c, Exception)]
     return (OfflineModeIsEnabled, ConnectionError, TimeoutError, *client[-1:]), (HfHubHTTPError,)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
