@@ -582,3 +582,37 @@ def test_a_loader_left_open_does_not_hang_the_interpreters_exit(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(2, 3, 3, 16, 16)"
+
+
+def test_garbage_of_this_process_is_not_freed_in_a_worker(tmp_path):
+    # A PyAV decoder left to the garbage collector, freed in a forked worker, joins a thread pool
+    # that the worker does not have and hangs it forever (seen in the full test suite). Workers of
+    # vgz's loaders start after a collection in the parent.
+    script = tmp_path / "garbage.py"
+    script.write_text(
+        "import gc, sys\n"
+        "import av, torch\n"
+        "from vgz.data.datasets import WorkerLoader\n"
+        "from vgz.data.video import export_video\n"
+        "export_video(torch.rand(8, 3, 64, 64), sys.argv[1], fps=8)\n"
+        "gc.disable()  # the garbage must still be there when the worker is forked\n"
+        "def leave_a_decoder_as_garbage():\n"
+        "    container = av.open(sys.argv[1])\n"
+        "    stream = container.streams.video[0]\n"
+        "    stream.thread_type = 'AUTO'\n"
+        "    stream.codec_context.thread_count = 2\n"
+        "    next(container.decode(stream))\n"
+        "    cycle = [container, stream]\n"
+        "    cycle.append(cycle)\n"
+        "leave_a_decoder_as_garbage()\n"
+        "class Collecting(torch.utils.data.Dataset):\n"
+        "    def __len__(self):\n"
+        "        return 2\n"
+        "    def __getitem__(self, i):\n"
+        "        gc.collect()  # as an automatic collection in the worker would\n"
+        "        return i\n"
+        "print([int(x) for x in WorkerLoader(Collecting(), batch_size=None, num_workers=1)], flush=True)\n")
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "v.mp4")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1]"

@@ -26,6 +26,7 @@ Modules, one per concern:
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import signal
@@ -160,14 +161,22 @@ def open_dataset(spec: str | os.PathLike, *, resolution: int, sampling: ClipSamp
 
 
 class WorkerLoader(torch.utils.data.DataLoader):
-    """A ``DataLoader`` whose worker processes are stopped before the interpreter exits.
+    """A ``DataLoader`` whose workers start clean and are stopped before the interpreter exits.
 
-    vgz's workers ignore SIGINT and SIGTERM (:func:`_worker_init`), and the interpreter's exit
-    handler stops leftover workers with a SIGTERM and then joins them: a loader left open at exit
-    would wait forever. The iterators of these loaders are shut down first, at exit.
+    Before forking workers it closes this process's cached decoders and collects its garbage (see
+    ``_get_iterator``). vgz's workers ignore SIGINT and SIGTERM (:func:`_worker_init`), and the
+    interpreter's exit handler stops leftover workers with a SIGTERM and then joins them: a loader
+    left open at exit would wait forever. The iterators of these loaders are shut down first, at exit.
     """
 
     def _get_iterator(self) -> Any:
+        if self.num_workers > 0:
+            # The workers are forked copies of this process without its threads. Decoders cached here
+            # are closed first (a copied reader would wait on threads that are not there), and so is
+            # garbage the collector has not freed yet: freed later in a worker, a PyAV codec context
+            # would join its thread pool there and hang the worker forever.
+            close_readers()
+            gc.collect()
         iterator = super()._get_iterator()
         if self.num_workers > 0:
             _open_iterators.add(iterator)
@@ -208,7 +217,6 @@ def make_dataloader(dataset: torch.utils.data.Dataset, *, batch_size: int, sampl
     """
     extra: dict[str, Any] = {}
     if num_workers > 0:
-        close_readers()
         extra = {"persistent_workers": True, "prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init}
     return WorkerLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                         pin_memory=pin_memory, **extra)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.data.datasets import DatasetWarning, WorkerLoader, _worker_init, close_readers
+from vgz.data.datasets import DatasetWarning, WorkerLoader, _worker_init
 from vgz.data.sampling import derive_seed
 from vgz.registry import register, register_kind
 
@@ -119,8 +119,6 @@ def long_enough(dataset: Any, need: int) -> list[int]:
 def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
     if not plan:
         return iter(())
-    if num_workers > 0:
-        close_readers()  # no decoder threads of this process may be copied into forked workers
     extra = {"worker_init_fn": _worker_init, "prefetch_factor": 2} if num_workers > 0 else {}
     loader = WorkerLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
                           num_workers=min(num_workers, len(plan)), **extra)
