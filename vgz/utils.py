@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_dir", "check_replaceable",
-           "current_umask", "publish_tree", "OutputFolderError", "describe_os_error", "one_line"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_dir", "check_replaceable", "current_umask",
+           "OutputFolderError", "describe_os_error", "one_line"]
 
 
 class OutputFolderError(FileExistsError):
@@ -47,21 +47,6 @@ def _publish_mode(tmp: Path, final: Path, *, directory: bool) -> None:
     except OSError:
         mode = (0o777 if directory else 0o666) & ~current_umask()
     os.chmod(tmp, mode)
-
-
-def publish_tree(folder: str | os.PathLike) -> None:
-    """Give every file and folder under ``folder`` (itself included) the mode a new one would get.
-
-    For folders filled by other libraries before they are renamed into place: some (safetensors,
-    for one) write through private temporary files of their own, leaving ``0600`` behind.
-    """
-    umask = current_umask()
-    for root, dirs, files in os.walk(folder):
-        os.chmod(root, 0o777 & ~umask)
-        for name in files:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o666 & ~umask)
 
 
 def one_line(exc: BaseException) -> str:
@@ -110,12 +95,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 #: What vgz writes into a model folder (besides component subfolders and hidden temporary names).
