@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -22,12 +21,6 @@ def parse_seeds(text: str) -> list[int]:
             raise typer.BadParameter(f"{text!r}: expected seeds like '0-7', '1,5,9' or '0-3,10'", param_hint="--seeds")
         seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
     return seeds
-
-
-def _check_number(option: str, value: float, *, positive: bool) -> None:
-    """An ``error:`` line for NaN, inf (and, with ``positive``, values <= 0): click's ranges let them through."""
-    if not math.isfinite(value) or (positive and value <= 0):
-        fail(f"{option} must be {'> 0 and finite' if positive else 'a finite number'}, got {value:g}")
 
 
 def generate_cmd(
@@ -63,13 +56,18 @@ def generate_cmd(
     from vgz import registry
     from vgz.hub import ModelNotFoundError, builtin_model, model_folder
     from vgz.pipelines import VideoPipeline
+    from vgz.pipelines.base import check_number
 
     seed_list = parse_seeds(seeds)
-    # Cheap checks first: nothing is loaded for a request that cannot be met.
-    if fps is not None:
-        _check_number("--fps", fps, positive=True)
-    _check_number("--slowmo", slowmo, positive=True)
-    _check_number("--truncation-psi", truncation_psi, positive=False)
+    # Cheap checks first (click's ranges let NaN and inf through): nothing is loaded for a request
+    # that cannot be met.
+    try:
+        if fps is not None:
+            check_number("--fps", fps, positive=True)
+        check_number("--slowmo", slowmo, positive=True)
+        check_number("--truncation-psi", truncation_psi)
+    except ValueError as exc:
+        fail(str(exc))
     if out is not None and "{seed}" in str(out) and not grid:
         from collections import Counter
 

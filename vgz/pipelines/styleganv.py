@@ -13,6 +13,7 @@ from :meth:`StyleGANVPipeline.stream`, with memory independent of their length.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -350,12 +351,8 @@ class StyleGANVPipeline(VideoPipeline):
 
     def _check_output_fits(self, num_videos: int, num_steps: int) -> None:
         """Refuse a ``__call__`` whose frames, all held at once, exceed the device's whole memory."""
-        import os
-
         device = self.device
         if device.type == "cuda":
-            import torch.cuda
-
             memory = torch.cuda.get_device_properties(device).total_memory
         else:
             try:
