@@ -194,6 +194,22 @@ def test_r1_double_backward_through_the_pipe():
     assert sum(gr.abs().sum() for gr in grads) > 0
 
 
+def test_r1_double_backward_under_autocast():
+    """Mixed precision: D runs in bfloat16, so the gradients reaching the float32 pipe are bfloat16
+    (the trainer's --mixed-precision bf16; fp16 on a GPU is the same path)."""
+    torch.manual_seed(0)
+    disc = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Softplus(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 22 * 22, 1))
+    x = _clips(b=2, t=2).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = disc(_run(AugmentPipe("bgc"), x, 2).flatten(0, 1))
+    assert logits.dtype == torch.bfloat16
+    (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    assert g.dtype == torch.float32 and torch.isfinite(g).all() and g.abs().sum() > 0
+    g.square().sum().backward()
+    assert torch.isfinite(disc[0].weight.grad).all() and disc[0].weight.grad.abs().sum() > 0
+
+
 def test_r1_gradient_matches_finite_differences_float64():
     """The pipe is affine in x for fixed random parameters, so what double backward must get right
     is the composition with a non-linear D: check d/dx |d D(aug(x))/dx|^2 along a direction

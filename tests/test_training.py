@@ -204,8 +204,9 @@ def test_stylegan2_recipe_trains_with_path_length_reg_and_exports_an_image_pipel
 
 
 def test_bf16_mixed_precision_on_cpu(tmp_path):
+    # Augmentations on (p 0.5): R1 then differentiates twice through the pipe's resampling in bf16.
     trainer = build_trainer("styleganv", preset="tiny", data=DATA, outdir=tmp_path / "run",
-                            overrides={**TINY, "d_reg_interval": 1},
+                            overrides={**TINY, "d_reg_interval": 1, "augment_p": 0.5},
                             run_overrides={**RUN, "steps": 1, "mixed_precision": "bf16"})
     losses = trainer.train_step()
     assert set(losses) == {"Gmain", "Dmain", "Dreg"} and all(torch.isfinite(torch.tensor(v)) for v in losses.values())

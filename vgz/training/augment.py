@@ -154,8 +154,11 @@ class _GridSampleInputGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, grad_out: Tensor, x: Tensor, grid: Tensor) -> Tensor:
         ctx.save_for_backward(grid)
+        # Under autocast the gradient can arrive in half precision while x and the grid are float32:
+        # the op takes one dtype, x's (the gradient of x has x's dtype anyway).
         # interpolation 0 = bilinear, padding 0 = zeros; output_mask skips the grid gradient.
-        grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(grad_out, x, grid, 0, 0, False, [True, False])
+        grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(grad_out.to(x.dtype), x, grid.to(x.dtype), 0, 0, False,
+                                                            [True, False])
         return grad_x
 
     @staticmethod
@@ -164,7 +167,7 @@ class _GridSampleInputGrad(torch.autograd.Function):
         # The adjoint of the adjoint is the sampling itself.
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        return _GridSample.apply(grad_grad_x, grid), None, None
+        return _GridSample.apply(grad_grad_x, grid.to(grad_grad_x.dtype)), None, None
 
 
 def grid_sample(x: Tensor, grid: Tensor) -> Tensor:
