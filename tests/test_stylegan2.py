@@ -155,3 +155,51 @@ def test_channels_last_equals_contiguous():
         cl, contiguous = net(ws, noise_mode="const", channels_last=True), net(ws, noise_mode="const", channels_last=False)
     assert cl.is_contiguous()
     torch.testing.assert_close(cl, contiguous, atol=1e-5, rtol=0)
+
+
+def _block_outputs(net: SynthesisNetwork, ws: torch.Tensor) -> list[torch.Tensor]:
+    """Each block's conv1 output of one forward (its dtype is the block's arithmetic)."""
+    seen: list[torch.Tensor] = []
+    hooks = [getattr(net, f"b{res}").conv1.register_forward_hook(lambda m, i, o: seen.append(o))
+             for res in net.block_resolutions]
+    try:
+        with torch.no_grad():
+            out = net(ws, noise_mode="const")
+    finally:
+        for h in hooks:
+            h.remove()
+    assert out.dtype == torch.float32  # images leave the network in float32 whatever it ran in
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_cast_network_runs_every_block_in_its_dtype(dtype):
+    net = _tiny_synthesis(num_fp16_res=2, conv_clamp=256.0)
+    ws = torch.randn(2, net.num_ws, net.w_dim)
+    with torch.no_grad():
+        full = net(ws, noise_mode="const")
+    net.to(dtype)
+    assert {o.dtype for o in _block_outputs(net, ws)} == {dtype}
+    with torch.no_grad():
+        low = net(ws, noise_mode="const")
+    assert 0 < (low - full).abs().max() < 0.1 * full.abs().max()
+    net.force_fp32 = True  # the run-time setting: float32 arithmetic on the cast weights
+    assert {o.dtype for o in _block_outputs(net, ws)} == {torch.float32}
+
+
+def test_runtime_settings_apply_when_forward_is_not_told():
+    net = _tiny_synthesis()
+    ws = torch.randn(2, net.num_ws, net.w_dim)
+    told: list[tuple[bool, bool]] = []
+    net.b8.register_forward_pre_hook(
+        lambda m, a, kw: told.append((kw["channels_last"], kw["force_fp32"])), with_kwargs=True)
+
+    def settings(**kwargs) -> tuple[bool, bool]:
+        with torch.no_grad():
+            net(ws, noise_mode="const", **kwargs)
+        return told.pop()
+
+    assert settings() == (True, False)  # CPU: channels-last, and nothing forced
+    net.channels_last, net.force_fp32 = False, True
+    assert settings() == (False, True)
+    assert settings(channels_last=True, force_fp32=False) == (True, False)  # arguments win

@@ -303,7 +303,7 @@ class SynthesisBlock(nn.Module):
         in channels-last memory format whatever the config says.
         """
         w_iter = iter(ws.unbind(dim=1))
-        dtype = block_dtype(self.use_fp16, force_fp32, ws.device)
+        dtype = block_dtype(self.use_fp16, force_fp32, ws.device, self.conv1.weight.dtype)
         fp16 = dtype == torch.float16
         fmt = torch.channels_last if channels_last or (self.channels_last and fp16) else torch.contiguous_format
         if fused_modconv is None:
@@ -350,12 +350,23 @@ class SynthesisNetwork(ModelMixin):
 
     Blocks ``b4, b8, ..., bR`` each consume ``num_conv`` ws and share one with the next block's
     first conv for their toRGB, as in the official implementation.
+
+    Precision: on a GPU the ``num_fp16_res`` highest resolutions run in float16 and the rest in
+    float32, as the official code runs; a network cast to bfloat16 or float16
+    (``.to(torch.bfloat16)``) runs every block in that dtype. Two run-time settings, not saved
+    with the weights, apply when :meth:`forward` is not told otherwise:
+
+    Attributes:
+        force_fp32: run every block in float32 (exact results on a GPU; default False).
+        channels_last: channels-last activations; None (default) = on CPUs only.
     """
 
     config_class = SynthesisConfig
 
     def __init__(self, config: SynthesisConfig | None = None, **kwargs: Any):
         super().__init__(config, **kwargs)
+        self.force_fp32: bool = False
+        self.channels_last: bool | None = None
         cfg: SynthesisConfig = self.config
         self.w_dim, self.img_resolution, self.img_channels = cfg.w_dim, cfg.img_resolution, cfg.img_channels
         log2 = int(math.log2(cfg.img_resolution))
@@ -395,7 +406,7 @@ class SynthesisNetwork(ModelMixin):
         return out
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: bool | None = None,
-                force_fp32: bool = False, generator: torch.Generator | None = None,
+                force_fp32: bool | None = None, generator: torch.Generator | None = None,
                 extra_input: torch.Tensor | None = None, frames_per_w: int = 1,
                 channels_last: bool | None = None) -> torch.Tensor:
         """Synthesise images.
@@ -404,22 +415,25 @@ class SynthesisNetwork(ModelMixin):
             ws: ``[N, num_ws, w_dim]``.
             noise_mode: ``"random"``, ``"const"`` or ``"none"``.
             fused_modconv: force the fused/unfused modulated conv (None = automatic).
-            force_fp32: run fp16 blocks in fp32.
+            force_fp32: run fp16 blocks in fp32; None = the ``force_fp32`` attribute.
             generator: source of random noise for ``noise_mode="random"``.
             extra_input: ``[N*frames_per_w, extra_input_channels]`` for the first block, when it takes one.
             frames_per_w: images per w (video frames): each layer's styles and modulated weights are
                 computed once per w and applied to its ``frames_per_w`` consecutive output rows.
-            channels_last: channels-last activations; None = on CPUs (where oneDNN's convolutions,
-                transposed convolutions and depthwise filters run 1.5-3x faster so), and in fp16
-                blocks with ``fp16_channels_last`` on GPUs.
+            channels_last: channels-last activations; None = the ``channels_last`` attribute, and
+                when that is None too: on CPUs (where oneDNN's convolutions, transposed
+                convolutions and depthwise filters run 1.5-3x faster so), and in fp16 blocks
+                with ``fp16_channels_last`` on GPUs.
 
         Returns:
             ``[N*frames_per_w, img_channels, img_resolution, img_resolution]``, float32.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(map(repr, NOISE_MODES))}, got {noise_mode!r}")
+        if force_fp32 is None:
+            force_fp32 = self.force_fp32
         if channels_last is None:
-            channels_last = ws.device.type == "cpu"
+            channels_last = self.channels_last if self.channels_last is not None else ws.device.type == "cpu"
         x = img = None
         for res, block_ws in zip(self.block_resolutions, self.split_ws(ws)):
             x, img = getattr(self, f"b{res}")(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,

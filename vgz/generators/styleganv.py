@@ -270,7 +270,7 @@ class StyleGANVSynthesisNetwork(SynthesisNetwork):
         return cfg.motion_v_dim  # type: ignore[attr-defined]
 
     def forward(self, ws: torch.Tensor, motion_v: torch.Tensor, noise_mode: str = "random",  # type: ignore[override]
-                fused_modconv: bool | None = None, force_fp32: bool = False,
+                fused_modconv: bool | None = None, force_fp32: bool | None = None,
                 generator: torch.Generator | None = None, channels_last: bool | None = None) -> torch.Tensor:
         """Frames of ``B`` videos at ``T`` times each; one w per video, one time embedding per frame.
 

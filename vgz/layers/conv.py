@@ -21,10 +21,20 @@ from vgz.layers.upfirdn2d import Padding, filter_size, parse_padding, setup_filt
 __all__ = ["conv2d_resample", "block_dtype", "FullyConnectedLayer", "Conv2dLayer", "Conv1dLayer"]
 
 
-def block_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torch.dtype:
-    """The dtype a StyleGAN block with ``use_fp16`` runs in: float16 only on GPUs, where it pays;
-    on CPUs half precision is slow and inexact, so those blocks run in float32 there."""
-    return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
+def block_dtype(use_fp16: bool, force_fp32: bool, device: torch.device,
+                param_dtype: torch.dtype = torch.float32) -> torch.dtype:
+    """The dtype a StyleGAN block runs in.
+
+    ``force_fp32``: float32. A block whose parameters were cast to half precision (``param_dtype``
+    bfloat16 or float16, e.g. after ``pipe.to(dtype=torch.bfloat16)``) runs in that dtype: a user
+    who casts the model asks for its arithmetic. Otherwise a block with ``use_fp16`` (the
+    ``num_fp16_res`` highest resolutions) runs in float16 on GPUs, where it pays; on CPUs half
+    precision is slow and inexact, so those blocks run in float32 there."""
+    if force_fp32:
+        return torch.float32
+    if param_dtype in (torch.float16, torch.bfloat16):
+        return param_dtype
+    return torch.float16 if use_fp16 and device.type == "cuda" else torch.float32
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: Sequence[int] | int = 0,
