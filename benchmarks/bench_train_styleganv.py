@@ -217,6 +217,7 @@ class Side:
     probe: "Probe"
     info: Callable[[], dict[str, Any]]
     cleanup: Callable[[], None] = field(default=lambda: None)
+    trainer: Any = None  # vgz's Trainer, on the vgz sides
 
 
 def _backend_flags() -> dict[str, bool]:
@@ -278,7 +279,7 @@ def make_vgz(args: argparse.Namespace, with_batches: bool) -> Side:
         p = float(trainer.augment_pipe.p) if trainer.augment_pipe is not None else 0.0
         return dict(params=params, augment_p=p, steps=int(trainer.step))
 
-    return Side("vgz-batch" if with_batches else "vgz", step, probe, info, tmp.cleanup)
+    return Side("vgz-batch" if with_batches else "vgz", step, probe, info, tmp.cleanup, trainer)
 
 
 def make_side(args: argparse.Namespace, name: str) -> Side:

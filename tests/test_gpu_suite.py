@@ -1,0 +1,112 @@
+"""benchmarks/gpu_suite.py runs every part at smoke sizes and writes every field (so it is ready whenever a GPU is lent)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_suite.py"
+VARIANTS = {"fp32", "mixed", "bf16", "fp16", "channels-last"}
+
+
+def _suite(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SUITE), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path_factory.mktemp("suite") / "r.json"
+    proc = _suite("--smoke", "--device", "cpu", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads(out.read_text())
+
+
+def test_every_part_runs_and_reports(smoke):
+    _, result = smoke
+    assert result["smoke"] is True and result["format"] == 1
+    for key in ("device", "device_name", "torch", "cuda", "vgz", "vgz_commit", "python", "cpu_count"):
+        assert key in result["machine"], key
+    assert len(result["machine"]["vgz_commit"]) == 40  # git rev-parse of this checkout
+    statuses = {name: part["status"] for name, part in result["parts"].items()}
+    assert statuses == {"generate": "ok", "compile": "ok", "train": "ok", "fp16": "ok", "detectors": "ok",
+                        "official": "skipped"}
+    for part in result["parts"].values():
+        assert 0 < part["wall_s"] <= part["budget_s"]
+
+
+def _records(result: dict, part: str, what: str) -> list[dict]:
+    return [r for r in result["parts"][part]["records"] if r.get("what") == what]
+
+
+def test_generation_records(smoke):
+    _, result = smoke
+    gen = _records(result, "generate", "generate")
+    assert {(r["variant"], r["frames"], r["batch"]) for r in gen} == {
+        (v, f, b) for v in VARIANTS for f, b in [(4, 1), (8, 2)]}
+    for r in gen:
+        assert r["frames_per_s"] > 0 and r["iters"] >= 1 and r["peak_mib"] is None  # no CUDA: no peak
+        assert 0 <= r["max_diff_vs_fp32"] < 0.2
+        # A CPU runs the release's fp16 blocks in fp32, so only a cast changes the frames.
+        assert (r["max_diff_vs_fp32"] > 0) == (r["variant"] in ("bf16", "fp16"))
+    (compiled,) = _records(result, "compile", "generate")
+    assert compiled["variant"] == "compile" and compiled["backend"] == "aot_eager"
+    assert compiled["max_diff_vs_fp32"] < 1e-5 and compiled["first_call_s"] > compiled["s_per_call"]
+
+
+def test_training_records(smoke):
+    _, result = smoke
+    train = _records(result, "train", "train")
+    assert [r["precision"] for r in train] == ["no", "bf16"]
+    for r in train:
+        assert r["steps"] == 3 and r["clips_per_s"] > 0 and r["params"]["G"] > 0 and r["params"]["D"] > 0
+    (fp16,) = _records(result, "fp16", "fp16")
+    assert fp16["ok"] and all(fp16["checks"].values()) and set(fp16["checks"]) == {
+        "steps", "final_losses_finite", "few_nonfinite_losses", "scaler_working", "parameters_finite", "r1_unscaled"}
+    assert fp16["optimizer_steps"] == 2 * fp16["steps"] + math.ceil(fp16["steps"] / 16)  # G, D and every 16th Dreg
+    assert fp16["r1"]["scale"] == 2**16 and fp16["r1"]["rel_diff"] < 1e-4 and fp16["r1"]["r1_plain"] > 0
+
+
+def test_detector_records(smoke):
+    _, result = smoke
+    det = _records(result, "detectors", "detector")
+    assert {(r["detector"], r["channels_last"]) for r in det} == {(d, c) for d in ("i3d", "inception")
+                                                                  for c in (False, True)}
+    assert all(r["per_s"] > 0 and r["max_diff_vs_contiguous"] < 1e-4 for r in det)
+
+
+def test_printed_tables(smoke):
+    proc, result = smoke
+    for heading in ("Generation", "Training step", "fp16 loss scaling", "Detectors", "| variant |"):
+        assert heading in proc.stdout
+    assert "official not measured: no --official PATH" in proc.stdout
+
+
+def test_a_part_past_its_budget_is_stopped_and_the_rest_runs(tmp_path):
+    out = tmp_path / "r.json"
+    proc = _suite("--smoke", "--device", "cpu", "--out", str(out), "--parts", "generate,official",
+                  "--part-budget", "generate=0.5")
+    assert proc.returncode == 1 and "generate timeout" in proc.stderr
+    result = json.loads(out.read_text())
+    assert result["parts"]["generate"]["status"] == "timeout" and result["parts"]["generate"]["wall_s"] < 10
+    assert result["parts"]["official"]["status"] == "skipped"
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    proc = _suite("--smoke", "--out", str(tmp_path / "r.json"), "--parts", "generate,warp")
+    assert proc.returncode == 2 and "unknown part(s) warp" in proc.stderr
+    proc = _suite("--smoke")
+    assert proc.returncode == 2 and "--out PATH is required" in proc.stderr
+    if not _has_cuda():
+        proc = _suite("--out", str(tmp_path / "r.json"))
+        assert proc.returncode == 2 and "add --smoke" in proc.stderr
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
