@@ -223,9 +223,10 @@ def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
 def report(result: dict[str, Any]) -> str:
     """The results as Markdown (the form BENCHMARKS.md keeps them in)."""
     m = result["machine"]
+    commit = m["vgz_commit"][:12] if len(m["vgz_commit"]) == 40 else m["vgz_commit"]
     out = [f"Machine: {m['device_name']} ({m['device']}{', ' + str(m['gpu_memory_gib']) + ' GiB' if m['gpu_memory_gib'] else ''}"
            f"{', driver ' + m['driver'] if m.get('driver') else ''}), torch {m['torch']}, CUDA {m['cuda']}, "
-           f"vgz {m['vgz']} @ {m['vgz_commit'][:12]}{' (with changes)' if m.get('vgz_dirty') else ''}; "
+           f"vgz {m['vgz']} @ {commit}{' (with changes)' if m.get('vgz_dirty') else ''}; "
            f"{result['date']}, {result['wall_s']:.0f} s{' (smoke: tiny sizes)' if result['smoke'] else ''}.", ""]
     out += ["Parts: " + ", ".join(f"{name} {p['status']} ({p['wall_s']:.0f}/{p['budget_s']:.0f} s)"
                                   for name, p in result["parts"].items()), ""]

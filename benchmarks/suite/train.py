@@ -120,7 +120,8 @@ def fresh_accelerate() -> None:
 
 def measure_training(part: Part, batch: int, precision: str, reserve_s: float) -> None:
     fresh_accelerate()
-    side = make_vgz(bench_args(part, batch=batch, mixed_precision=precision), with_batches=True)
+    args = bench_args(part, batch=batch, mixed_precision=precision)
+    side = make_vgz(args, with_batches=True)
     try:
         side.step()  # step 0: every phase (R1 too), cuDNN's algorithm choice
         if part.device == "cuda":
@@ -131,7 +132,7 @@ def measure_training(part: Part, batch: int, precision: str, reserve_s: float) -
         side.trainer.close()
         side.cleanup()
     s_per_step = sum(seconds) / len(seconds)
-    part.add(what="train", precision=precision, resolution=256 if not part.smoke else 32, batch=batch,
+    part.add(what="train", precision=precision, resolution=args.resolution, batch=batch,
              steps=len(seconds), r1_steps=sum(1 for s in range(1, len(seconds) + 1) if s % 16 == 0),
              s_per_step=round(s_per_step, 4), clips_per_s=round(batch / s_per_step, 2),
              peak_mib=round(meter.peak, 1) if part.device == "cuda" else None,
