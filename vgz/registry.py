@@ -74,6 +74,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.generators.styleganv",
     "vgz.discriminators.stylegan2",
     "vgz.discriminators.styleganv",
+    "vgz.encoders.psp",
     "vgz.pipelines.styleganv",
     "vgz.pipelines.stylegan2",
     "vgz.data.video_folder",

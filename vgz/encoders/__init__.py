@@ -1,0 +1,1 @@
+"""Encoders: GAN inversion, images or frames -> StyleGAN latents (pSp)."""
