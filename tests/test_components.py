@@ -46,7 +46,7 @@ EXPECTED_SHAPES = {
     ("synthesis", "styleganv"): (2, 3, 3, 16, 16),
     ("discriminator", "styleganv"): (2, 1),
     ("discriminator", "styleganv-hyper"): (2, 1),
-    ("encoder", "psp"): (2, 8, 32),
+    ("encoder", "psp"): (2, 6, 32),
     ("encoder", "psp-w"): (2, 32),
 }
 

@@ -77,6 +77,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.encoders.psp",
     "vgz.pipelines.styleganv",
     "vgz.pipelines.stylegan2",
+    "vgz.pipelines.psp",
     "vgz.data.video_folder",
     "vgz.data.frame_folder",
     "vgz.data.shapes",

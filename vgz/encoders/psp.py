@@ -7,9 +7,10 @@
 * ``encoder/psp-w`` (``BackboneEncoderUsingLastLayerIntoW``): the backbone, average-pooled, into
   one W code, ``[N, 3, H, W] -> [N, w_dim]``.
 
-Input images are in [-1, 1] at ``input_size`` (pSp: 256x256); the codes are offsets from the
-generator's average latent when pSp trained with ``start_from_latent_avg``: the ``psp`` pipeline
-adds it. Parameter names are pSp's, so its checkpoints load by name.
+Input images are in [-1, 1] at ``input_size`` (pSp: 256x256). With ``start_from_latent_avg`` (as
+pSp trains) the network's output is an offset from the generator's average latent, which the
+encoder keeps in its ``latent_avg`` buffer and adds. Parameter names are pSp's, so its checkpoints
+load by name.
 
 Where pSp's code differs from what one would read into its paper, vgz follows the code:
 
@@ -53,6 +54,8 @@ class BackboneConfig(ComponentConfig):
     input_nc: int = config_field(3, min=1, help="input channels")
     input_size: int = config_field(256, min=16, help="images are encoded at this size (pSp: 256)")
     w_dim: int = config_field(512, min=1, help="size of each latent code")
+    start_from_latent_avg: bool = config_field(False, help="add the generator's average latent (the buffer "
+                                                           "latent_avg) to the codes, as pSp trains them")
 
     def check(self) -> None:
         if any(u < 1 for u in self.units):
@@ -63,9 +66,15 @@ class BackboneConfig(ComponentConfig):
             self.fail("input_size", "a multiple of 16 (the backbone halves it four times)")
 
 
-def _backbone(module: nn.Module, cfg: BackboneConfig) -> None:
+def _backbone(module: nn.Module, cfg: BackboneConfig, latent_shape: list[int]) -> None:
     module.input_layer = ir_stem(cfg.input_nc, cfg.widths[0])
     module.body = ir_body(cfg.units, cfg.widths, cfg.widths[0], cfg.se_reduction if cfg.mode == "ir_se" else 0)
+    if cfg.start_from_latent_avg:
+        module.register_buffer("latent_avg", torch.zeros(latent_shape))
+
+
+def _add_latent_avg(module: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    return codes + module.latent_avg.to(codes.dtype) if module.config.start_from_latent_avg else codes
 
 
 def _check_images(images: torch.Tensor, cfg: BackboneConfig, name: str) -> None:
@@ -91,7 +100,7 @@ class GradualStyleEncoderConfig(BackboneConfig):
         "ir-se100": _backbone_preset(100),
         "ir-se152": _backbone_preset(152),
         "tiny": {"units": (1, 1, 1, 1), "widths": (8, 16, 16, 32), "se_reduction": 4, "input_size": 32,
-                 "w_dim": 32, "output_size": 32, "feature_taps": (1, 2, 3)},
+                 "w_dim": 32, "output_size": 16, "feature_taps": (1, 2, 3), "coarse_styles": 2, "middle_styles": 2},
     }
 
     @property
@@ -133,7 +142,7 @@ class GradualStyleEncoder(ModelMixin):
     def __init__(self, config: GradualStyleEncoderConfig | None = None, **kwargs: Any):
         super().__init__(config, **kwargs)
         cfg: GradualStyleEncoderConfig = self.config
-        _backbone(self, cfg)
+        _backbone(self, cfg, [cfg.n_styles, cfg.w_dim])
         self.n_styles, self.w_dim = cfg.n_styles, cfg.w_dim
         coarse, middle = cfg.coarse_styles, cfg.coarse_styles + cfg.middle_styles
         # The finest map is input_size / 4 (pSp: 64 at 256): each head halves it down to 1x1.
@@ -165,7 +174,7 @@ class GradualStyleEncoder(ModelMixin):
         p2 = self._upsample_add(c3, self.latlayer1(c2))
         p1 = self._upsample_add(p2, self.latlayer2(c1))
         codes = [head(c3 if i < coarse else p2 if i < middle else p1) for i, head in enumerate(self.styles)]
-        return torch.stack(codes, dim=1)
+        return _add_latent_avg(self, torch.stack(codes, dim=1))
 
     def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:
         cfg = self.config
@@ -198,14 +207,14 @@ class WEncoder(ModelMixin):
     def __init__(self, config: WEncoderConfig | None = None, **kwargs: Any):
         super().__init__(config, **kwargs)
         cfg: WEncoderConfig = self.config
-        _backbone(self, cfg)
+        _backbone(self, cfg, [cfg.w_dim])
         self.w_dim = cfg.w_dim
         self.linear = FullyConnectedLayer(cfg.widths[3], cfg.w_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, self.config, "encoder/psp-w")
         x = self.body(self.input_layer(images))
-        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return _add_latent_avg(self, self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1)))
 
     def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:
         cfg = self.config

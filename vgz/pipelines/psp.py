@@ -1,0 +1,170 @@
+"""pSp inversion pipeline: images or video frames -> StyleGAN latents -> reconstructions.
+
+    pipe = VideoPipeline.from_pretrained("psp-faces/")        # vgz convert psp psp_ffhq_encode.pt psp-faces/
+    ws = pipe.encode(frames)          # [T, 3, H, W] in [0, 1] -> [T, num_ws, w_dim] (latent_avg included)
+    images = pipe.decode(ws)          # -> [T, 3, R, R] in [0, 1], with the generator's stored noise
+    recon = pipe(video).frames        # [B, T, 3, H, W] -> the reconstruction [B, T, 3, R, R]
+
+Components: an encoder (``encoder/psp`` into W+, or ``encoder/psp-w`` into W, its code repeated over
+the generator's layers), the StyleGAN2 synthesis network it inverts, and optionally that
+generator's mapping network (for its average latent and for sampling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from vgz.configs import ComponentConfig, config_field
+from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
+from vgz.modeling import ModelMixin
+from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, check_count, check_finite_frames,
+                                check_output_type, convert_frames, to_unit_range)
+from vgz.registry import register
+
+__all__ = ["PSPPipelineConfig", "PSPPipeline"]
+
+
+@dataclass
+class PSPPipelineConfig(ComponentConfig):
+    """Pipeline-level settings of :class:`PSPPipeline`."""
+
+    resize_mode: Literal["bilinear", "bicubic", "area"] = config_field(
+        "bilinear", help="how images are resized to the encoder's input size (antialiased; pSp: PIL bilinear)")
+    fps: float = config_field(25.0, min=1e-3, help="frame rate given to reconstructions of bare frame tensors")
+
+
+@register("pipeline", "psp")
+class PSPPipeline(VideoPipeline):
+    """pSp: encoder + the StyleGAN2 generator it inverts. Inputs and outputs in [0, 1]."""
+
+    config_class = PSPPipelineConfig
+    component_kinds = {"encoder": "encoder", "synthesis": "synthesis", "mapping": "mapping"}
+    optional_components = ("mapping",)
+    is_video = False  # it reconstructs videos; it does not generate them from noise
+
+    encoder: ModelMixin
+    synthesis: SynthesisNetwork
+    mapping: MappingNetwork | None
+
+    def __init__(self, config: PSPPipelineConfig | None = None, *, encoder: ModelMixin, synthesis: SynthesisNetwork,
+                 mapping: MappingNetwork | None = None):
+        super().__init__(config, encoder=encoder, synthesis=synthesis, mapping=mapping)
+        e, s = encoder.config, synthesis.config
+        problems = []
+        if e.w_dim != s.w_dim:
+            problems.append(f"the encoder gives codes of {e.w_dim}, the synthesis takes w of {s.w_dim}")
+        n_styles = getattr(e, "n_styles", None)
+        if n_styles is not None and n_styles != s.num_ws:
+            problems.append(f"the encoder gives {n_styles} ws (output_size {e.output_size}), the synthesis takes "
+                            f"{s.num_ws} ({s.img_resolution}x{s.img_resolution})")
+        if mapping is not None and (mapping.config.w_dim != s.w_dim or mapping.config.num_ws != s.num_ws):
+            problems.append(f"the mapping gives {mapping.config.num_ws} ws of {mapping.config.w_dim}, the synthesis "
+                            f"takes {s.num_ws} of {s.w_dim}")
+        if problems:
+            raise ValueError("PSPPipeline components do not fit together: " + "; ".join(problems))
+
+    @property
+    def num_ws(self) -> int:
+        return self.synthesis.num_ws
+
+    # ----------------------------------------------------------------------------- encode / decode
+
+    def _images(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """``[N, C, H, W]`` or ``[B, T, C, H, W]`` in [0, 1] (or uint8) -> ``[N', C, H, W]`` float and the
+        leading shape to restore."""
+        if not isinstance(images, torch.Tensor) or images.ndim not in (4, 5):
+            found = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"expected images [N, C, H, W] or videos [B, T, C, H, W] in [0, 1], got {found}")
+        channels = self.encoder.config.input_nc
+        if images.shape[-3] != channels:
+            raise ValueError(f"the encoder takes {channels}-channel images, got {tuple(images.shape)} "
+                             "(channels third from last)")
+        lead = tuple(images.shape[:-3])
+        x = images.reshape(-1, *images.shape[-3:])
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        return x, lead
+
+    def _chunks(self, n: int, batch_size: int | None) -> range:
+        return range(0, n, check_count("batch_size", batch_size) if batch_size is not None else max(n, 1))
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
+        """Invert images: ``[N, C, H, W]`` (or ``[B, T, C, H, W]``) in [0, 1] -> ``ws [N, num_ws, w_dim]``
+        (or ``[B, T, num_ws, w_dim]``), the encoder's ``latent_avg`` included; a W encoder's code is
+        repeated over the layers. Images are resized to the encoder's input size when they differ."""
+        x, lead = self._images(images)
+        size = self.encoder.config.input_size
+        out = []
+        for i in self._chunks(len(x), batch_size):
+            batch = x[i:i + (batch_size or len(x))].to(self.device)
+            if batch.shape[-2:] != (size, size):
+                batch = F.interpolate(batch, size=(size, size), mode=self.config.resize_mode, antialias=True,
+                                      align_corners=False if self.config.resize_mode != "area" else None)
+            codes = self.encoder(batch * 2 - 1)
+            if codes.ndim == 2:  # W: one code for every layer
+                codes = codes.unsqueeze(1).expand(-1, self.num_ws, -1)
+            out.append(codes.float())
+        ws = torch.cat(out) if out else torch.zeros([0, self.num_ws, self.synthesis.w_dim], device=self.device)
+        return ws.reshape(*lead, self.num_ws, self.synthesis.w_dim)
+
+    @torch.no_grad()
+    def decode(self, ws: torch.Tensor, *, batch_size: int | None = None, noise_mode: str = "const") -> torch.Tensor:
+        """Render latents: ``ws [N, num_ws, w_dim]`` (or ``[B, T, num_ws, w_dim]``) -> images
+        ``[N, 3, R, R]`` (or ``[B, T, 3, R, R]``) in [0, 1], with the generator's stored noise."""
+        if ws.ndim not in (3, 4) or ws.shape[-2:] != (self.num_ws, self.synthesis.w_dim):
+            raise ValueError(f"expected ws [N, {self.num_ws}, {self.synthesis.w_dim}] or [B, T, {self.num_ws}, "
+                             f"{self.synthesis.w_dim}], got {tuple(ws.shape)}")
+        lead = tuple(ws.shape[:-2])
+        flat = ws.reshape(-1, self.num_ws, self.synthesis.w_dim)
+        out = []
+        for i in self._chunks(len(flat), batch_size):
+            raw = self.synthesis(flat[i:i + (batch_size or len(flat))].to(self.device), noise_mode=noise_mode)
+            check_finite_frames(rearrange(raw, "n c h w -> n 1 c h w"), i)
+            out.append(to_unit_range(raw))
+        images = torch.cat(out)
+        return images.reshape(*lead, *images.shape[1:])
+
+    @torch.no_grad()
+    def __call__(self, video: torch.Tensor, *, fps: float | None = None, batch_size: int | None = None,
+                 output_type: str = "pt", return_dict: bool = True) -> VideoPipelineOutput | tuple:
+        """Reconstruct: ``video [B, T, C, H, W]`` (or images ``[N, C, H, W]``, one-frame videos) in [0, 1]
+        -> :class:`VideoPipelineOutput` with ``frames [B, T, 3, R, R]`` in [0, 1] (``fps`` for the
+        timestamps, default ``config.fps``)."""
+        check_output_type(output_type)
+        if isinstance(video, torch.Tensor) and video.ndim == 4:
+            video = video.unsqueeze(1)
+        frames = self.decode(self.encode(video, batch_size=batch_size), batch_size=batch_size)
+        rate = self.config.fps if fps is None else fps
+        timestamps = torch.arange(frames.shape[1], dtype=torch.float64).expand(frames.shape[0], -1) / rate
+        out = VideoPipelineOutput(convert_frames(frames, output_type), timestamps, rate)
+        return out if return_dict else (out.frames,)
+
+    def sample_latents(self, num: int, generator: torch.Generator | None = None, truncation_psi: float = 1.0
+                       ) -> torch.Tensor:
+        """``ws [num, num_ws, w_dim]`` of random images, through the mapping network (needs one)."""
+        if self.mapping is None:
+            raise ValueError("this pSp pipeline has no mapping network: it inverts images but cannot sample")
+        z = torch.randn([num, self.mapping.config.z_dim], generator=generator)
+        return self.mapping(z.to(self.device), truncation_psi=truncation_psi, skip_w_avg_update=True)
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **config_overrides: Any) -> "PSPPipeline":
+        """Fresh components: ``"paper"`` (default: pSp's FFHQ architecture, an IR-SE50 W+ encoder and a
+        1024x1024 StyleGAN2) or ``"tiny"`` (a 16x16 generator, a tiny encoder) for tests and examples."""
+        preset = preset or "paper"
+        if preset not in ("paper", "tiny"):
+            raise ValueError(f"unknown PSPPipeline preset {preset!r}; choose 'paper' or 'tiny'")
+        from vgz.encoders.psp import GradualStyleEncoder, GradualStyleEncoderConfig
+        from vgz.generators.stylegan2 import MappingConfig, SynthesisConfig
+
+        networks = "tiny" if preset == "tiny" else "stylegan2"
+        synthesis = SynthesisNetwork(SynthesisConfig.from_preset(networks))
+        mapping = MappingNetwork(MappingConfig.from_preset(networks))
+        encoder = GradualStyleEncoder(GradualStyleEncoderConfig.from_preset(
+            "tiny" if preset == "tiny" else "ir-se50", start_from_latent_avg=True))
+        return cls(PSPPipelineConfig(**config_overrides), encoder=encoder, synthesis=synthesis, mapping=mapping).eval()
