@@ -195,7 +195,7 @@ def official_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def vgz_overrides(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
-    """vgz recipe overrides (vgz/training/recipes.py names) equal to the official settings."""
+    """vgz recipe overrides (vgz/training/recipes/ names) equal to the official settings."""
     keep = ("resolution", "batch_size", "batch_gpu", "num_frames", "z_dim", "w_dim", "motion_z_dim", "motion_v_dim",
             "time_enc_dim", "mapping_layers", "channel_base", "channel_max", "num_fp16_res", "conv_clamp",
             "mbstd_group_size", "r1_gamma", "lr", "betas", "g_reg_interval", "d_reg_interval", "ema_kimg",

@@ -82,7 +82,7 @@ def test_r1_penalty_matches_its_definition():
     run_D = lambda D, frames, c, t: (frames.square() * weight).sum([1, 2, 3, 4])  # noqa: E731
     loss = StyleGAN2Loss(None, run_D, r1_gamma=10.0)
     frames = torch.randn(2, 5, 3, 4, 4)
-    ctx = PhaseContext(G=None, D=None, augment=lambda x: x, real={"frames": frames, "c": None, "t": None}, gen={},
+    ctx = PhaseContext(nets={"D": None}, real={"frames": frames, "c": None, "t": None}, gen={},
                        grad=lambda out, x: torch.autograd.grad(out, x, create_graph=True)[0])
     value = loss.d_r1(ctx)
     grads = 2 * frames * weight  # d/dx sum(w x^2)
@@ -180,15 +180,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
 
 def test_ada_moves_p_towards_the_target(tmp_path):
     trainer = _trainer(tmp_path / "run", steps=1)
-    cfg = trainer.recipe.config
-    trainer._stats["signs/real"] = [torch.ones(8)]  # D is sure every real clip is real: overfitting
+    recipe, cfg = trainer.recipe, trainer.recipe.config
+    trainer.stats["signs/real"] = [torch.ones(8)]  # D is sure every real clip is real: overfitting
     trainer.step = cfg.ada_interval
-    trainer._update_ada()
+    recipe.end_step(trainer)
     step = cfg.batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
     assert float(trainer.augment_pipe.p) == pytest.approx(step)
-    trainer._stats["signs/real"] = [-torch.ones(8)]
-    trainer._update_ada()
-    trainer._update_ada()
+    trainer.stats["signs/real"] = [-torch.ones(8)]
+    recipe.end_step(trainer)
+    recipe.end_step(trainer)
     assert float(trainer.augment_pipe.p) == 0.0  # clamped at 0
 
 

@@ -135,8 +135,7 @@ def train_cmd(
                 cfg = recipe_obj.config
                 resolved = {"recipe": recipe, "preset": preset or "paper", "data": data, "outdir": str(outdir),
                             "recipe_config": cfg.to_dict(), "run": run.to_dict(),
-                            "derived": {"r1_gamma": cfg.r1_gamma_value(), "ema_kimg": cfg.ema_kimg_value(),
-                                        "steps": run.total_steps(cfg)}}
+                            "derived": {**recipe_obj.derived(), "steps": run.total_steps(cfg)}}
                 typer.echo(json.dumps(resolved, indent=2))
                 return
             trainer = build_trainer(recipe, data=data, outdir=outdir, preset=preset, overrides=overrides,

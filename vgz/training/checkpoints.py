@@ -242,8 +242,7 @@ class CheckpointIO:
         def publish() -> None:
             # trainer_state.json last: its presence marks a complete checkpoint.
             trainer_state = {"step": self.step, "nimg": self.nimg, "vgz_version": __version__,
-                             "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else None,
-                             "loss": self.recipe.loss.state_dict() if self.recipe.loss is not None else {},
+                             **self.recipe.state_dict(),
                              "world_size": acc.num_processes}
             atomic_write_text(tmp / TRAINER_STATE, json.dumps(trainer_state, indent=2) + "\n")
             old = folder / f".step-{self.step:08d}.old"
@@ -280,17 +279,18 @@ class CheckpointIO:
         """Everything a resume needs, into ``folder``: safetensors and JSON only."""
         acc = self.accelerator
         if acc.is_main_process:
-            for name, net, opt in (("G", self.G, self.opt_G), ("D", self.D, self.opt_D)):
+            for name, net in self.nets.items():
                 _save_tensors(_cpu_state(acc.unwrap_model(net)), folder / f"{name}.safetensors")
-                _save_optimizer(opt, folder / f"{name}_optimizer.safetensors")
-            _save_tensors(_cpu_state(self.G_ema), folder / "ema.safetensors")
+                _save_optimizer(self.optimizers[name], folder / f"{name}_optimizer.safetensors")
+            if self.G_ema is not None:
+                _save_tensors(_cpu_state(self.G_ema), folder / "ema.safetensors")
             if acc.scaler is not None:
                 atomic_write_text(folder / "scaler.json", json.dumps(acc.scaler.state_dict()))
         # Per process: the RNGs (latents, clip times, and the global ones augmentations and noise draw from).
         numpy_state = np.random.get_state()
         py_state = random.getstate()
         mine = {"np_rng": self.np_rng.bit_generator.state, "z_gen": _encode_bytes(self.z_gen.get_state()),
-                "ada_signs": self._ada_signs.tolist(),
+                **self.recipe.rank_state(),
                 "python_random": [py_state[0], list(py_state[1]), py_state[2]],
                 "numpy_random": [numpy_state[0], numpy_state[1].tolist(), int(numpy_state[2]), int(numpy_state[3]),
                                  float(numpy_state[4])],
@@ -320,31 +320,29 @@ class CheckpointIO:
             raise RunFolderError(f"{folder} was written by {state['world_size']} processes, this run has "
                                  f"{acc.num_processes}; resume with the same number of processes")
         mine = _checkpoint_file(folder / f"rank-{acc.process_index}.json", lambda p: json.loads(p.read_text()))
-        for name, net, opt in (("G", self.G, self.opt_G), ("D", self.D, self.opt_D)):
-            plain = acc.unwrap_model(net)
+        for name, net in self.nets.items():
+            plain, opt = acc.unwrap_model(net), self.optimizers[name]
             _checkpoint_file(folder / f"{name}.safetensors",
                              lambda p, m=plain: m.load_state_dict(load_file(str(p), device=str(self.device))))
             _checkpoint_file(folder / f"{name}_optimizer.safetensors",
                              lambda p, o=opt: _load_optimizer(o, _read_optimizer(p)))
-        _checkpoint_file(folder / "ema.safetensors",
-                         lambda p: self.G_ema.load_state_dict(load_file(str(p), device=str(self.device))))
+        if self.G_ema is not None:
+            _checkpoint_file(folder / "ema.safetensors",
+                             lambda p: self.G_ema.load_state_dict(load_file(str(p), device=str(self.device))))
         if acc.scaler is not None:
             _checkpoint_file(folder / "scaler.json", lambda p: acc.scaler.load_state_dict(json.loads(p.read_text())))
         self.step, self.nimg = state["step"], state["nimg"]
-        if self.augment_pipe is not None and state.get("augment_p") is not None:
-            self.augment_pipe.p.fill_(state["augment_p"])
         self.phases = self.recipe.phases()  # fresh loss objects, then their state
-        if self.recipe.loss is not None:
-            _checkpoint_file(folder / TRAINER_STATE, lambda p: self.recipe.loss.load_state_dict(state.get("loss", {})))
+        _checkpoint_file(folder / TRAINER_STATE, lambda p: self.recipe.load_state_dict(state))
         _checkpoint_file(folder / f"rank-{acc.process_index}.json", lambda p: self._restore_random(mine))
-        for net in (self.G, self.D):
+        for net in self.nets.values():
             acc.unwrap_model(net).requires_grad_(False)
         self.last_checkpoint = folder
 
     def _restore_random(self, mine: dict[str, Any]) -> None:
         self.np_rng.bit_generator.state = mine["np_rng"]
         self.z_gen.set_state(_decode_bytes(mine["z_gen"]))
-        self._ada_signs = torch.tensor(mine["ada_signs"], device=self.device, dtype=torch.float32)
+        self.recipe.load_rank_state(mine)
         version, internal, gauss = mine["python_random"]
         random.setstate((version, tuple(internal), gauss))
         name, keys, pos, has_gauss, cached = mine["numpy_random"]

@@ -28,22 +28,32 @@ class PhaseContext:
     """What a loss function sees in one round (micro-batch) of a phase.
 
     Attributes:
-        G, D: the generator and discriminator (the one being trained may be DDP-wrapped).
-        augment: the augmentation pipe, ``[B, T, C, H, W] -> same`` (identity when off).
-        real: dict with ``frames`` float ``[B, T, C, H, W]`` in [-1, 1], ``c [B, c_dim]``, ``t [B, T]``.
-        gen: the generator inputs of this round (``z``, ``c``, ``t``, recipe-specific extras).
+        nets: the recipe's networks by name; the one being trained may be DDP-wrapped (call it
+            through this dict so that its gradients are synchronised). ``ctx.G``/``ctx.D`` are
+            ``nets["G"]``/``nets["D"]``.
+        augment: the recipe's augmentation, ``[B, T, C, H, W] -> same`` (identity when off).
+        real: what the recipe makes of a loader batch; for video GANs ``frames`` float
+            ``[B, T, C, H, W]`` in [-1, 1], ``c [B, c_dim]``, ``t [B, T]``.
+        gen: the recipe's inputs of this round (GANs: ``z``, ``c``, ``t``).
         grad: ``grad(output, inputs) -> grads`` with ``create_graph=True``, unscaled when the
             trainer uses fp16 loss scaling (penalties on gradients must not see the scale).
         stats: ``name -> list of detached tensors``; the trainer averages them over ranks.
     """
 
-    G: Any
-    D: Any
-    augment: Callable[[torch.Tensor], torch.Tensor]
+    nets: dict[str, Any]
     real: dict[str, torch.Tensor]
     gen: dict[str, torch.Tensor]
     grad: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    augment: Callable[[torch.Tensor], torch.Tensor] = lambda frames: frames
     stats: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def G(self) -> Any:
+        return self.nets["G"]
+
+    @property
+    def D(self) -> Any:
+        return self.nets["D"]
 
     def log(self, name: str, value: torch.Tensor) -> None:
         self.stats.setdefault(name, []).append(value.detach().float().reshape(-1))

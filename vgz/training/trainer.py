@@ -137,7 +137,7 @@ class Trainer(CheckpointIO):
             raise
 
     def _setup(self, recipe: Recipe, dataset: Any, resume: bool) -> None:
-        acc, cfg = self.accelerator, recipe.config
+        acc = self.accelerator
         world, rank = acc.num_processes, acc.process_index
         if acc.is_main_process:
             self._remove_partial_checkpoints()
@@ -146,23 +146,22 @@ class Trainer(CheckpointIO):
         self.np_rng = np.random.default_rng([self.run.seed, rank])
         self.z_gen = torch.Generator().manual_seed(self.run.seed * world + rank + 2**31)
 
-        G, D = recipe.build(img_channels=dataset.num_channels, c_dim=dataset.label_dim)
-        self.G_ema = copy_generator(G).to(self.device)
-        self.augment_pipe = None
-        if cfg.augment != "noaug":
-            from vgz.training.augment import AugmentConfig, AugmentPipe
-
-            self.augment_pipe = AugmentPipe(AugmentConfig.from_preset(cfg.augpipe)).to(self.device)
-            self.augment_pipe.p.fill_(cfg.augment_p)
-        opt_G, opt_D = recipe.optimizer("G", G.parameters()), recipe.optimizer("D", D.parameters())
-        self.G, self.D, self.opt_G, self.opt_D = acc.prepare(G, D, opt_G, opt_D)
-        for net in (self.G, self.D):
+        nets = recipe.build(img_channels=dataset.num_channels, c_dim=dataset.label_dim)
+        #: the EMA copy of the recipe's pipeline network (None when the recipe keeps no EMA)
+        self.G_ema = copy_generator(nets[recipe.pipeline_network]).to(self.device) if recipe.ema else None
+        recipe.setup(self)
+        opts = {name: recipe.optimizer(name, net.parameters()) for name, net in nets.items()}
+        prepared = acc.prepare(*nets.values(), *opts.values())
+        #: the trained networks by name (DDP-wrapped when distributed) and their optimizers
+        self.nets = dict(zip(nets, prepared[:len(nets)]))
+        self.optimizers = dict(zip(opts, prepared[len(nets):]))
+        for net in self.nets.values():
             acc.unwrap_model(net).requires_grad_(False)
         self.phases = recipe.phases()
 
         self.step, self.nimg = 0, 0
-        self._ada_signs = torch.zeros(2, device=self.device)  # sum of sign(D(real)), count
-        self._stats: dict[str, list[torch.Tensor]] = {}
+        #: name -> detached tensors the losses logged since the last log line
+        self.stats: dict[str, list[torch.Tensor]] = {}
         self._stop_signal: int | None = None
         self._data_wait = 0.0  # seconds spent waiting for clips since the last log
         self._nonfinite_streak = 0
@@ -171,6 +170,13 @@ class Trainer(CheckpointIO):
         self.last_checkpoint: Path | None = None
         if resume:
             self._resume()
+
+    # GAN recipes' networks by their usual names.
+    G = property(lambda self: self.nets["G"])
+    D = property(lambda self: self.nets["D"])
+    opt_G = property(lambda self: self.optimizers["G"])
+    opt_D = property(lambda self: self.optimizers["D"])
+    augment_pipe = property(lambda self: getattr(self.recipe, "augment_pipe", None))
 
     @property
     def stop_signal(self) -> int | None:
@@ -233,22 +239,7 @@ class Trainer(CheckpointIO):
         start = time.perf_counter()
         batch = next(self._batches)
         self._data_wait += time.perf_counter() - start  # > 0 on a steady run: the loader is the bottleneck
-        frames = batch["frames"].to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
-        return {"frames": frames, "c": batch["label"].to(self.device).float(), "t": batch["times"].to(self.device)}
-
-    def _gen_inputs(self, n: int) -> dict[str, torch.Tensor]:
-        """Latents, labels and frame times of ``n`` generated clips (labels and lengths of random videos)."""
-        from vgz.data.sampling import sample_frame_indices
-
-        ds, cfg = self.dataset, self.recipe.config
-        idx = self.np_rng.integers(len(ds), size=n)
-        c = np.stack([ds.get_label(int(i)) for i in idx]).astype(np.float32).reshape(n, -1)
-        sampling = self.recipe.sampling()
-        t = np.stack([sample_frame_indices(min(ds.get_video_len(int(i)), cfg.max_num_frames), sampling, self.np_rng,
-                                           fractional=self.recipe.fractional_t) for i in idx])
-        z = torch.randn([n, cfg.z_dim], generator=self.z_gen)
-        return {"z": z.to(self.device), "c": torch.from_numpy(c).to(self.device),
-                "t": torch.from_numpy(t).to(self.device)}
+        return self.recipe.real_batch(batch, self.device)
 
     # ----------------------------------------------------------------------------- one step
 
@@ -260,9 +251,6 @@ class Trainer(CheckpointIO):
         (grads,) = torch.autograd.grad(output * scale, inputs, create_graph=True)
         return grads / scale if scale != 1.0 else grads
 
-    def _augment(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.augment_pipe(frames) if self.augment_pipe is not None else frames
-
     def train_step(self) -> dict[str, float]:
         """One iteration: every due phase, the EMA update and the ADA adjustment.
 
@@ -270,21 +258,20 @@ class Trainer(CheckpointIO):
         """
         acc, cfg = self.accelerator, self.recipe.config
         real = [self._real_batch() for _ in range(self.rounds)]
-        G_plain, D_plain = acc.unwrap_model(self.G), acc.unwrap_model(self.D)
+        plain_nets = {name: acc.unwrap_model(net) for name, net in self.nets.items()}
         losses: dict[str, float] = {}
         for phase in self.phases:
             if self.step % phase.interval:
                 continue
-            net, opt = (self.G, self.opt_G) if phase.network == "G" else (self.D, self.opt_D)
-            plain = G_plain if phase.network == "G" else D_plain
+            net, opt, plain = self.nets[phase.network], self.optimizers[phase.network], plain_nets[phase.network]
+            # The network being trained is called through its DDP wrapper (gradients sync); the others plain.
+            ctx_nets = {**plain_nets, phase.network: net}
             opt.zero_grad(set_to_none=True)
             plain.requires_grad_(True)
             total = torch.zeros([], device=self.device)
             for r in range(self.rounds):
-                ctx = PhaseContext(G=self.G if phase.network == "G" else G_plain,
-                                   D=self.D if phase.network == "D" else D_plain,
-                                   augment=self._augment, real=real[r], gen=self._gen_inputs(self.batch_gpu),
-                                   grad=self._grad, stats=self._stats)
+                ctx = PhaseContext(nets=ctx_nets, augment=self.recipe.augment, real=real[r],
+                                   gen=self.recipe.phase_inputs(self, self.batch_gpu), grad=self._grad, stats=self.stats)
                 # Gradients are all-reduced once, on the last round.
                 with (acc.no_sync(net) if r < self.rounds - 1 else nullcontext()), acc.autocast():
                     # Lazy regularization: a penalty every `interval` steps weighs `interval` times.
@@ -301,35 +288,19 @@ class Trainer(CheckpointIO):
         self._update_ema()
         self.nimg += cfg.batch_size * cfg.num_frames
         self.step += 1
-        self._update_ada()
+        self.recipe.end_step(self)
         return {k: float(v) for k, v in losses.items()}
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        cfg = self.recipe.config
-        ema_nimg = cfg.ema_kimg_value() * 1000
-        if cfg.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, self.nimg * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch_size / max(ema_nimg, 1e-8))
-        G = self.accelerator.unwrap_model(self.G)
-        for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
-
-    def _update_ada(self) -> None:
-        cfg = self.recipe.config
-        if "signs/real" in self._stats:
-            signs = torch.cat(self._stats.pop("signs/real"))
-            self._ada_signs += torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)])
-        if cfg.augment != "ada" or self.augment_pipe is None or self.step % cfg.ada_interval:
+        if self.G_ema is None:
             return
-        total = self.accelerator.reduce(self._ada_signs.clone(), reduction="sum")
-        self._ada_signs.zero_()
-        if total[1] > 0:
-            adjust = torch.sign(total[0] / total[1] - cfg.ada_target) * (cfg.batch_size * cfg.ada_interval) / (
-                cfg.ada_kimg * 1000)
-            self.augment_pipe.p.copy_((self.augment_pipe.p + adjust).clamp(min=0))
+        beta = self.recipe.ema_beta(self.nimg)
+        net = self.accelerator.unwrap_model(self.nets[self.recipe.pipeline_network])
+        for p_ema, p in zip(self.G_ema.parameters(), net.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), net.buffers()):
+            b_ema.copy_(b)
 
     # ----------------------------------------------------------------------------- the loop
 
@@ -449,13 +420,13 @@ class Trainer(CheckpointIO):
     def _log(self, sec_per_step: float) -> None:
         """Average the stats gathered since the last log over all processes; write them on the main one."""
         acc = self.accelerator
-        self._stats["progress/data_wait_sec"] = [torch.tensor([self._data_wait], device=self.device)]
+        self.stats["progress/data_wait_sec"] = [torch.tensor([self._data_wait], device=self.device)]
         self._data_wait = 0.0
-        names = sorted(self._stats)
-        sums = [torch.cat(self._stats[n]).sum() if self._stats[n] else torch.zeros([], device=self.device)
+        names = sorted(self.stats)
+        sums = [torch.cat(self.stats[n]).sum() if self.stats[n] else torch.zeros([], device=self.device)
                 for n in names]
-        counts = [float(sum(v.numel() for v in self._stats[n])) for n in names]
-        self._stats.clear()
+        counts = [float(sum(v.numel() for v in self.stats[n])) for n in names]
+        self.stats.clear()
         if not names:
             return
         totals = acc.reduce(torch.stack([torch.stack(sums).to(self.device).float(),
@@ -465,8 +436,8 @@ class Trainer(CheckpointIO):
         record: dict[str, float] = {n: float(totals[0, i] / max(float(totals[1, i]), 1.0)) for i, n in enumerate(names)}
         record.update({"progress/step": self.step, "progress/kimg": self.nimg / 1000,
                        "progress/sec_per_step": sec_per_step,
-                       "augment/p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                       "lr/G": self.opt_G.param_groups[0]["lr"], "lr/D": self.opt_D.param_groups[0]["lr"]})
+                       **self.recipe.log_values(),
+                       **{f"lr/{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}})
         if self._writer is not None:
             for key, value in record.items():
                 self._writer.add_scalar(key, value, global_step=self.step)
@@ -475,8 +446,10 @@ class Trainer(CheckpointIO):
             f.write(json.dumps({"step": self.step, **record}) + "\n")
 
     def pipeline(self) -> Any:
-        """The EMA generator as the recipe's pipeline (shares the EMA modules)."""
-        return self.recipe.make_pipeline(self.G_ema)
+        """The trained network (its EMA copy, where the recipe keeps one) as the recipe's pipeline
+        (sharing its modules)."""
+        net = self.G_ema if self.G_ema is not None else self.nets[self.recipe.pipeline_network]
+        return self.recipe.make_pipeline(self.accelerator.unwrap_model(net))
 
     def save_samples(self) -> Path | None:
         """Sample videos (or an image grid) of the run's fixed seeds, written on the main process."""
