@@ -158,4 +158,4 @@ def train_cmd(
         raise typer.Exit(code=128 + int(trainer.stop_signal or 15))
     if main_process:
         typer.echo(f"done: step {trainer.step}; pipeline in {outdir / 'pipeline'} "
-                   f"(vgz generate {outdir / 'pipeline'})")
+                   f"({trainer.recipe.next_command.format(pipeline=outdir / 'pipeline')})")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from vgz.training.recipes.base import Phase, Recipe, RecipeConfig, copy_generator
 from vgz.training.recipes.gan import GANRecipe, GANRecipeConfig
+from vgz.training.recipes.psp import PSPRecipe, PSPRecipeConfig
 from vgz.training.recipes.stylegan2 import ImageGenerator, StyleGAN2Recipe, StyleGAN2RecipeConfig
 from vgz.training.recipes.styleganv import StyleGANVGenerator, StyleGANVRecipe, StyleGANVRecipeConfig
 
 __all__ = ["Phase", "RecipeConfig", "Recipe", "copy_generator", "GANRecipeConfig", "GANRecipe",
            "StyleGAN2RecipeConfig", "StyleGAN2Recipe", "ImageGenerator", "StyleGANVRecipeConfig", "StyleGANVRecipe",
-           "StyleGANVGenerator"]
+           "StyleGANVGenerator", "PSPRecipeConfig", "PSPRecipe"]

@@ -69,6 +69,8 @@ class Recipe:
     pipeline_network: ClassVar[str] = "G"
     #: the trainer keeps an EMA copy of that network, which it exports (:meth:`ema_beta`)
     ema: ClassVar[bool] = True
+    #: what to run with the exported pipeline (shown when a run ends)
+    next_command: ClassVar[str] = "vgz generate {pipeline}"
 
     def __init__(self, config: RecipeConfig | None = None, **overrides: Any):
         if config is None:
