@@ -312,3 +312,16 @@ def test_more_frames_than_memory_are_refused_by_call_but_stream_lazily(tiny):
     first = next(chunks)
     assert first.frames.shape == (1, 4, 3, 16, 16)
     torch.testing.assert_close(first.timestamps, torch.arange(4, dtype=torch.float64)[None] / 1e9)
+
+
+def test_pipelines_that_make_no_videos_are_named(tmp_path):
+    vgz.create("pipeline", "psp", preset="tiny").save_pretrained(tmp_path / "psp")
+    assert_error_line(generate(tmp_path / "psp", "--out", tmp_path / "v.mp4"), "'psp' pipeline, not a video generator",
+                      "vgz invert")
+    from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
+    from vgz.pipelines.stylegan2 import StyleGAN2Pipeline
+
+    StyleGAN2Pipeline(mapping=MappingNetwork(MappingConfig.from_preset("tiny")),
+                      synthesis=SynthesisNetwork(SynthesisConfig.from_preset("tiny"))).save_pretrained(tmp_path / "sg2")
+    assert_error_line(generate(tmp_path / "sg2", "--out", tmp_path / "v.mp4"), "'stylegan2' pipeline", "num_images")
+    assert not (tmp_path / "v.mp4").exists()

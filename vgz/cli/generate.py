@@ -86,6 +86,11 @@ def generate_cmd(
         pipe = VideoPipeline.from_pretrained(ref, revision=revision, device=device)
     except (ModelNotFoundError, FileNotFoundError, ValueError, TypeError, registry.RegistryError) as exc:
         fail(str(exc))
+    if not hasattr(pipe, "stream"):  # image generators, inversion pipelines
+        name = pipe.registry_key()[1]
+        hint = ("; it inverts videos: vgz invert MODEL --data VIDEOS --out LATENTS/" if name == "psp" else
+                "; it makes images: call it from Python, pipe(num_images=N)")
+        fail(f"{model or ref} is a '{name}' pipeline, not a video generator{hint}")
     if batch_size is None:
         batch_size = 16 if str(device).startswith("cuda") else 1  # CPU: grouped convolutions slow bigger batches down
     jobs = [(out or Path("video.mp4"), seed_list, grid)]
