@@ -81,6 +81,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.data.video_folder",
     "vgz.data.frame_folder",
     "vgz.data.shapes",
+    "vgz.data.latents",
     "vgz.training.recipes",
     "vgz.metrics.protocol",
     "vgz.metrics.i3d",

@@ -8,11 +8,11 @@ from __future__ import annotations
 import typer
 
 from vgz._version import __version__
-from vgz.cli import convert, evaluate, generate, hub, info, train
+from vgz.cli import convert, evaluate, generate, hub, info, invert, train
 
 app = typer.Typer(
     name="vgz",
-    help="vgz: a video GAN zoo for PyTorch. Generate, train, evaluate, convert and share video GANs.",
+    help="vgz: a video GAN zoo for PyTorch. Generate, train, evaluate, convert, invert and share video GANs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -39,6 +39,7 @@ app.add_typer(convert.convert_app, name="convert")
 app.command("generate")(generate.generate_cmd)
 app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(train.train_cmd)
 app.command("eval")(evaluate.eval_cmd)
+app.command("invert")(invert.invert_cmd)
 app.command("push")(hub.push_cmd)
 
 # Kept importable from here (tests and scripts use them).

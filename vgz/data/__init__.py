@@ -8,6 +8,8 @@
 * :mod:`vgz.data.base`: the ``VideoDataset`` base class, ``DatasetConfig``, errors and frame helpers.
 * :mod:`vgz.data.video_folder`, :mod:`vgz.data.frame_folder`, :mod:`vgz.data.shapes`: the
   ``video-folder``, ``frame-folder`` and procedural ``synthetic-shapes`` datasets.
+* :mod:`vgz.data.latents`: the ``latent-folder`` dataset, videos as per-frame StyleGAN latents
+  (written by ``vgz invert``, :mod:`vgz.inversion`), for recipes that train on latents.
 
 Importing this package is cheap (no torch); the modules above import it.
 """

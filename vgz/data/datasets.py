@@ -20,7 +20,9 @@ Modules, one per concern:
 * :mod:`vgz.data.video_folder`: ``video-folder``, a folder of video files (decord or PyAV);
 * :mod:`vgz.data.frame_folder`: ``frame-folder``, a folder or ``.zip`` of per-video frame folders
   (8- and 16-bit, grey, palette and RGBA images);
-* :mod:`vgz.data.shapes`: ``synthetic-shapes``, procedural moving shapes.
+* :mod:`vgz.data.shapes`: ``synthetic-shapes``, procedural moving shapes;
+* :mod:`vgz.data.latents`: ``latent-folder``, per-video latents written by ``vgz invert`` (a folder
+  with a ``latents.json`` marker; items hold ``ws`` instead of frames).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from vgz.configs import ConfigError
 from vgz.data.base import (IMAGE_EXTENSIONS, LABELS_FILE, VIDEO_EXTENSIONS, DatasetConfig, DatasetError,
                            DatasetWarning, VideoDataset, _walk_dirs, natural_key, resize_center_crop)
 from vgz.data.frame_folder import FrameFolderConfig, FrameFolderDataset, image_to_rgb8
+from vgz.data.latents import LATENTS_MARKER, LatentFolderConfig, LatentFolderDataset, consecutive_sampling
 from vgz.data.sampling import ClipSamplingConfig
 from vgz.data.shapes import ShapesConfig, SyntheticShapesDataset
 from vgz.data.video_folder import VideoFolderConfig, VideoFolderDataset, close_readers, probe_num_frames
@@ -54,10 +57,14 @@ __all__ = [
     "VideoFolderConfig",
     "FrameFolderConfig",
     "ShapesConfig",
+    "LatentFolderConfig",
     "VideoDataset",
     "VideoFolderDataset",
     "FrameFolderDataset",
     "SyntheticShapesDataset",
+    "LatentFolderDataset",
+    "consecutive_sampling",
+    "LATENTS_MARKER",
     "open_dataset",
     "make_dataloader",
     "close_readers",
@@ -93,11 +100,13 @@ def _parse_query(query: str) -> dict[str, Any]:
 
 
 def _detect(spec: str) -> str:
-    """``"video-folder"``, ``"frame-folder"``; raises DatasetError for anything else."""
+    """``"video-folder"``, ``"frame-folder"``, ``"latent-folder"``; raises DatasetError for anything else."""
     path = Path(spec)
     if not path.exists():
         raise DatasetError(f"{spec}: no such file or directory (expected a folder of videos, a folder or .zip "
                            "of frame folders, or synthetic:shapes)")
+    if path.is_dir() and (path / LATENTS_MARKER).is_file():  # written by vgz invert
+        return "latent-folder"
     if path.is_file():
         if path.suffix.lower() == ".zip":
             return "frame-folder"
@@ -119,14 +128,16 @@ def _detect(spec: str) -> str:
                        f"({', '.join(IMAGE_EXTENSIONS)}), found {num_files} other files")
 
 
-def open_dataset(spec: str | os.PathLike, *, resolution: int, sampling: ClipSamplingConfig | None = None,
+def open_dataset(spec: str | os.PathLike, *, resolution: int | None = None, sampling: ClipSamplingConfig | None = None,
                  xflip: bool = False, seed: int = 0, **kwargs: Any) -> VideoDataset:
     """Open a dataset, its kind told from ``spec``.
 
     Args:
         spec: ``"synthetic:shapes"`` (options as a query: ``"synthetic:shapes?num_videos=64&num_frames=100"``),
-            a ``.zip`` of frame folders, a folder of video files, or a folder of frame folders.
-        resolution: training resolution (frames come out ``[k, C, resolution, resolution]``).
+            a ``.zip`` of frame folders, a folder of video files, a folder of frame folders, or a
+            latent folder written by ``vgz invert`` (told by its ``latents.json``).
+        resolution: training resolution (frames come out ``[k, C, resolution, resolution]``); needed
+            for videos. A latent folder takes it from ``latents.json`` (a different value is an error).
         sampling: clip sampling (StyleGAN-V's by default).
         xflip, seed: see :class:`DatasetConfig`.
         **kwargs: other fields of the dataset's config (``backend="av"`` for video folders...).
@@ -148,6 +159,8 @@ def open_dataset(spec: str | os.PathLike, *, resolution: int, sampling: ClipSamp
     else:
         kind = _detect(spec)
     entry = registry.get("dataset", kind)
+    if resolution is None and getattr(entry.config_cls, "resolution", None) is not None:
+        raise DatasetError(f"{spec}: pass resolution= (frames are cropped and resized to it)")
     try:
         # A spec's query (synthetic:shapes?seed=1) and keyword options override the defaults.
         config = entry.config_cls(path=spec, resolution=resolution,

@@ -11,7 +11,7 @@ from typing import Any
 from vgz import registry
 from vgz._version import __version__
 from vgz.training.checkpoints import latest_checkpoint
-from vgz.training.recipes import Recipe
+from vgz.training.recipes.base import Recipe
 from vgz.training.run_folder import RUN_CONFIG, RunFolderError, read_run_config
 from vgz.training.trainer import RunConfig, Trainer
 from vgz.utils import atomic_write_text

@@ -44,7 +44,7 @@ import torch
 from vgz.configs import ComponentConfig, config_field
 from vgz.training.checkpoints import CheckpointIO
 from vgz.training.losses import PhaseContext
-from vgz.training.recipes import Recipe, copy_generator
+from vgz.training.recipes.base import Recipe, copy_generator
 from vgz.training.run_folder import RunLock
 from vgz.utils import atomic_write_text
 

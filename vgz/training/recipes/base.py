@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import torch
 from torch import nn
 
 from vgz.configs import ComponentConfig, config_field
-
-if TYPE_CHECKING:
-    from vgz.training.trainer import Trainer
 
 __all__ = ["Phase", "RecipeConfig", "Recipe", "copy_generator"]
 
@@ -58,7 +55,9 @@ class RecipeConfig(ComponentConfig):
 
 class Recipe:
     """Base class of recipes. Subclasses set ``config_class`` and implement :meth:`build`,
-    :meth:`phases`, :meth:`optimizer`, :meth:`make_pipeline`; the other hooks have defaults."""
+    :meth:`phases`, :meth:`optimizer`, :meth:`make_pipeline`; the other hooks have defaults. Hooks
+    that take ``trainer`` get the :class:`~vgz.training.trainer.Trainer` (its ``device``,
+    ``dataset``, ``run``, ``step``, ``stats``, ``accelerator``, ``np_rng`` and ``z_gen``)."""
 
     config_class: ClassVar[type[RecipeConfig]] = RecipeConfig
     #: RunConfig defaults per preset (e.g. frequent checkpoints for ``tiny``)
@@ -101,7 +100,7 @@ class Recipe:
         """The networks to train, by name (``{"G": ..., "D": ...}``), fresh and in training mode."""
         raise NotImplementedError
 
-    def setup(self, trainer: "Trainer") -> None:
+    def setup(self, trainer: Any) -> None:
         """Called once the networks are built (before they are prepared): helpers that are not trained
         (an augmentation pipe, a frozen generator, a loss network), on ``trainer.device``."""
 
@@ -125,7 +124,7 @@ class Recipe:
         frames = batch["frames"].to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
         return {"frames": frames, "c": batch["label"].to(device).float(), "t": batch["times"].to(device)}
 
-    def phase_inputs(self, trainer: "Trainer", n: int) -> dict[str, torch.Tensor]:
+    def phase_inputs(self, trainer: Any, n: int) -> dict[str, torch.Tensor]:
         """Extra inputs of one round of ``n`` samples (``ctx.gen``: latents, labels, times)."""
         return {}
 
@@ -133,7 +132,7 @@ class Recipe:
         """Augmentation applied where the losses ask for it (identity by default)."""
         return frames
 
-    def end_step(self, trainer: "Trainer") -> None:
+    def end_step(self, trainer: Any) -> None:
         """After every step (the EMA is updated, ``trainer.step`` counts it): adaptive state, e.g. ADA."""
 
     def ema_beta(self, nimg: int) -> float:

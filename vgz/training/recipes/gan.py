@@ -10,7 +10,7 @@ probability follows the sign of D on real clips. Subclasses say how G and D are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -18,9 +18,6 @@ from torch import nn
 
 from vgz.configs import config_field
 from vgz.training.recipes.base import Phase, Recipe, RecipeConfig
-
-if TYPE_CHECKING:
-    from vgz.training.trainer import Trainer
 
 __all__ = ["GANRecipeConfig", "GANRecipe", "style_mix"]
 
@@ -80,7 +77,7 @@ class GANRecipe(Recipe):
 
     config_class = GANRecipeConfig
 
-    def setup(self, trainer: "Trainer") -> None:
+    def setup(self, trainer: Any) -> None:
         cfg = self.config
         self.augment_pipe = None
         if cfg.augment != "noaug":
@@ -124,7 +121,7 @@ class GANRecipe(Recipe):
 
     # ----------------------------------------------------------------------------- one step
 
-    def phase_inputs(self, trainer: "Trainer", n: int) -> dict[str, torch.Tensor]:
+    def phase_inputs(self, trainer: Any, n: int) -> dict[str, torch.Tensor]:
         """Latents, labels and frame times of ``n`` generated clips (labels and lengths of random videos)."""
         from vgz.data.sampling import sample_frame_indices
 
@@ -148,7 +145,7 @@ class GANRecipe(Recipe):
             ema_nimg = min(ema_nimg, nimg * cfg.ema_rampup)
         return 0.5 ** (cfg.batch_size / max(ema_nimg, 1e-8))
 
-    def end_step(self, trainer: "Trainer") -> None:
+    def end_step(self, trainer: Any) -> None:
         """ADA: every ``ada_interval`` steps, move p by the sign of the mean sign of D on real clips
         (all processes) against ``ada_target``."""
         cfg = self.config

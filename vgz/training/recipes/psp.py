@@ -18,7 +18,7 @@ the torch hub cache (:func:`vgz.training.perceptual.load_lpips`), ArcFace from `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,6 @@ from vgz.configs import config_field
 from vgz.registry import register
 from vgz.training.optim import Ranger
 from vgz.training.recipes.base import Phase, Recipe, RecipeConfig
-
-if TYPE_CHECKING:
-    from vgz.training.trainer import Trainer
 
 __all__ = ["PSPRecipeConfig", "PSPRecipe", "load_generator"]
 
@@ -71,8 +68,6 @@ class PSPRecipeConfig(RecipeConfig):
 
     def check(self) -> None:
         super().check()
-        if not self.generator:
-            self.fail("generator", "the StyleGAN2 to invert (--generator PATH)")
         if self.id_lambda > 0 and not self.id_weights:
             self.fail("id_weights", "model_ir_se50.pth (ArcFace) when id_lambda > 0")
 
@@ -115,6 +110,9 @@ class PSPRecipe(Recipe):
         import vgz
 
         cfg = self.config
+        if not cfg.generator:
+            raise ValueError("the psp recipe trains an encoder for a StyleGAN2: pass --generator PATH (a stylegan2 "
+                             "pipeline or run folder, or mapping/ and synthesis/ from vgz convert)")
         self.mapping, self.synthesis = load_generator(cfg.generator)
         res = self.synthesis.config.img_resolution
         if res != cfg.resolution:
@@ -147,7 +145,7 @@ class PSPRecipe(Recipe):
             raise ValueError(f"{path}: none of its tensors fit the encoder's backbone (input_layer.*, body.*)")
         encoder.load_state_dict(usable, strict=False)
 
-    def setup(self, trainer: "Trainer") -> None:
+    def setup(self, trainer: Any) -> None:
         cfg = self.config
         self.mapping.to(trainer.device)
         self.synthesis.to(trainer.device)
