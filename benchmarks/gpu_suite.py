@@ -140,6 +140,9 @@ def finish_official_build(proc: subprocess.Popen | None, workdir: Path) -> dict[
 
 def run_part(name: str, budget: float, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run one part in a fresh process (its own process group, killed at budget + grace)."""
+    if name == "official" and not args.official:  # nothing to run: no process to start
+        return dict(status="skipped", budget_s=round(budget, 1), wall_s=0.0, records=[dict(
+            what="official", skipped="no --official PATH (a universome/stylegan-v checkout) given")])
     records, log = workdir / f"{name}.jsonl", workdir / f"{name}.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--run-part", name, "--records", str(records),
            "--part-seconds", str(budget), "--device", args.device]
@@ -291,7 +294,7 @@ def main() -> None:
                         help="one part's budget instead of its share (repeatable)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is a GPU)")
     parser.add_argument("--commit", help="the vgz commit, where the tree has no .git")
-    parser.add_argument("--compile-backend", help="torch.compile backend (default: inductor on GPU, aot_eager on CPU)")
+    parser.add_argument("--compile-backend", help="torch.compile backend (default: inductor on GPU, eager on CPU)")
     parser.add_argument("--run-part", help=argparse.SUPPRESS)
     parser.add_argument("--records", help=argparse.SUPPRESS)
     parser.add_argument("--part-seconds", type=float, help=argparse.SUPPRESS)

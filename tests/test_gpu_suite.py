@@ -35,8 +35,8 @@ def test_every_part_runs_and_reports(smoke):
     statuses = {name: part["status"] for name, part in result["parts"].items()}
     assert statuses == {"generate": "ok", "compile": "ok", "train": "ok", "fp16": "ok", "detectors": "ok",
                         "official": "skipped"}
-    for part in result["parts"].values():
-        assert 0 < part["wall_s"] <= part["budget_s"]
+    for name, part in result["parts"].items():
+        assert 0 < part["wall_s"] <= part["budget_s"] or name == "official"  # skipped without a process
 
 
 def _records(result: dict, part: str, what: str) -> list[dict]:
@@ -54,7 +54,7 @@ def test_generation_records(smoke):
         # A CPU runs the release's fp16 blocks in fp32, so only a cast changes the frames.
         assert (r["max_diff_vs_fp32"] > 0) == (r["variant"] in ("bf16", "fp16"))
     (compiled,) = _records(result, "compile", "generate")
-    assert compiled["variant"] == "compile" and compiled["backend"] == "aot_eager"
+    assert compiled["variant"] == "compile" and compiled["backend"] == "eager"
     assert compiled["max_diff_vs_fp32"] < 1e-5 and compiled["first_call_s"] > compiled["s_per_call"]
 
 
@@ -63,7 +63,7 @@ def test_training_records(smoke):
     train = _records(result, "train", "train")
     assert [r["precision"] for r in train] == ["no", "bf16"]
     for r in train:
-        assert r["steps"] == 3 and r["clips_per_s"] > 0 and r["params"]["G"] > 0 and r["params"]["D"] > 0
+        assert r["steps"] == 1 and r["clips_per_s"] > 0 and r["params"]["G"] > 0 and r["params"]["D"] > 0
     (fp16,) = _records(result, "fp16", "fp16")
     assert fp16["ok"] and all(fp16["checks"].values()) and set(fp16["checks"]) == {
         "steps", "final_losses_finite", "few_nonfinite_losses", "scaler_working", "parameters_finite", "r1_unscaled"}

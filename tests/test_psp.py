@@ -40,27 +40,6 @@ def official_checkpoint(kind: str) -> dict:
     return {"state_dict": dict(state), "opts": json.loads(opts), "latent_avg": latent_avg.clone()}
 
 
-@pytest.mark.parametrize("kind", ["wplus", "w"])
-def test_encoder_matches_official(kind):
-    tensors, _ = _fixture()
-    ckpt = official_checkpoint(kind)
-    encoder_state = {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
-    if kind == "wplus":
-        encoder = vgz.create("encoder", "psp", output_size=32)
-    else:
-        encoder = vgz.create("encoder", "psp-w")
-    encoder.load_weights(encoder_state, source="pSp fixture")
-    x = tensors["images"].float() / 255 * 2 - 1
-    with torch.no_grad():
-        codes = encoder.eval()(x)
-    if kind == "w":
-        codes = codes.unsqueeze(1).repeat(1, 8, 1)
-    codes = codes + ckpt["latent_avg"]
-    expected = tensors[f"{kind}.codes"]
-    assert codes.shape == expected.shape
-    torch.testing.assert_close(codes, expected, atol=1e-5, rtol=0)
-
-
 def test_encoder_presets_and_shapes():
     for name, out_shape in (("psp", (2, 6, 32)), ("psp-w", (2, 32))):
         enc = vgz.create("encoder", name, preset="tiny").eval()
@@ -86,7 +65,8 @@ def test_converted_checkpoint_encodes_and_decodes_as_official(kind, tmp_path):
     assert type(pipe).__name__ == "PSPPipeline"
     assert pipe.encoder.registry_key() == ("encoder", "psp" if kind == "wplus" else "psp-w")
     ws = pipe.encode(tensors["images"].float() / 255)
-    torch.testing.assert_close(ws, tensors[f"{kind}.codes"], atol=1e-4, rtol=0)
+    # The encoders are pSp's arithmetic (0 difference here); 1e-5 leaves room for other CPUs' kernels.
+    torch.testing.assert_close(ws, tensors[f"{kind}.codes"], atol=1e-5, rtol=0)
     official = tensors[f"{kind}.decoded"]
     with torch.no_grad():
         raw = pipe.synthesis(tensors[f"{kind}.codes"], noise_mode="const")
@@ -120,11 +100,10 @@ def test_styleinv_snapshot_converts(tmp_path):
                 "pSp": state_tree(psp_state, persistence, "pSp", {"opts": opts, "rank": 0}),
                 "G": state_tree(g_state, persistence, "Generator", g_kwargs)}
     (tmp_path / "snapshot.pkl").write_bytes(dump_snapshot(snapshot))
-    out = subprocess.run([sys.executable, "-m", "vgz", "convert", "psp", str(tmp_path / "snapshot.pkl"),
-                          str(tmp_path / "pipe")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "(encoder, mapping, synthesis)" in out.stdout
-    pipe = vgz.VideoPipeline.from_pretrained(tmp_path / "pipe")
+    from vgz.conversion.psp import convert_psp
+
+    pipe = vgz.VideoPipeline.from_pretrained(convert_psp(tmp_path / "snapshot.pkl", tmp_path / "pipe"))
+    assert set(pipe.components) == {"encoder", "mapping", "synthesis"}
     ws = pipe.encode(tensors["images"].float() / 255)
     assert ws.shape == (2, 6, 512)  # the W code over the 16x16 generator's 6 layers
     torch.testing.assert_close(ws, tensors["w.codes"][:, :6], atol=1e-4, rtol=0)

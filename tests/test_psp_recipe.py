@@ -83,16 +83,28 @@ def test_resumes_after_a_kill(generator, tmp_path):
     assert f"steps from step {latest}" in resumed.stdout and f"done: step {latest + 2}" in resumed.stdout
 
 
-def test_settings_errors(generator, tmp_path):
+def test_settings_errors(generator, tmp_path, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    from vgz.training import build_trainer
+
     out = _vgz("train", "--recipe", "psp", "--preset", "tiny", "--data", DATA, "--outdir", str(tmp_path / "r"))
-    assert out.returncode == 1 and "generator" in out.stderr and "--generator PATH" in out.stderr
-    out = _vgz(*_train_args(generator, tmp_path / "r2"), "--resolution", "32", "--steps", "1")
-    assert out.returncode == 1 and "renders 16x16" in out.stderr and "--resolution 16" in out.stderr
-    out = _vgz(*_train_args(generator, tmp_path / "r3"), "--lpips-lambda", "0.8", "--steps", "1",
-               env={**os.environ, "TORCH_HOME": str(tmp_path / "empty-hub")})
-    assert out.returncode == 1 and "alexnet-owt-7be5be79.pth" in out.stderr and "download" in out.stderr.lower()
-    out = _vgz(*_train_args(generator, tmp_path / "r4"), "--id-lambda", "0.1", "--steps", "1")
-    assert out.returncode == 1 and "id_weights" in out.stderr
+    assert out.returncode == 1 and "--generator PATH" in out.stderr and "Traceback" not in out.stderr
+
+    def build(**overrides):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        return build_trainer("psp", preset="tiny", data=DATA, outdir=tmp_path / "run",
+                             overrides={"generator": str(generator), **overrides},
+                             run_overrides={"num_workers": 0, "progress": False})
+
+    with pytest.raises(ValueError, match=r"renders 16x16.*--resolution 16"):
+        build(resolution=32)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    with pytest.raises(WeightsNotFoundError, match=r"alexnet-owt-7be5be79\.pth.*Download"):
+        build(lpips_lambda=0.8)
+    with pytest.raises(vgz.configs.ConfigError, match="id_weights"):
+        build(id_lambda=0.1)
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_lpips_and_arcface_load_from_files_only(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ def detectors(part: Part) -> None:
 
     gen = torch.Generator().manual_seed(0)
     size = 64 if part.smoke else 256
-    clips, clip_len, images = (1, 10, 4) if part.smoke else (16, 16, 128)
+    clips, clip_len, images = (1, 9, 2) if part.smoke else (16, 16, 128)
     inputs = {
         "i3d": torch.randint(0, 256, (clips, clip_len, 3, size, size), dtype=torch.uint8, generator=gen),
         "inception": torch.randint(0, 256, (images, 3, size, size), dtype=torch.uint8, generator=gen),

@@ -126,7 +126,7 @@ def measure_training(part: Part, batch: int, precision: str, reserve_s: float) -
         side.step()  # step 0: every phase (R1 too), cuDNN's algorithm choice
         if part.device == "cuda":
             torch.cuda.synchronize()
-        seconds, meter = steps_under_meter(side, 3 if part.smoke else 16, part, reserve_s)
+        seconds, meter = steps_under_meter(side, 1 if part.smoke else 16, part, reserve_s)
         info = side.info()
     finally:
         side.trainer.close()
@@ -210,7 +210,7 @@ def fp16(part: Part) -> None:
     if not cuda:
         emulate_loss_scaling(trainer)
     skipped = count_skipped_steps(trainer)
-    max_steps, min_steps = (24, 20) if part.smoke else (400, 200)
+    max_steps, min_steps = (10, 10) if part.smoke else (400, 200)
     scales: list[float] = []
     nonfinite, last = 0, {}
     start = step_start = time.perf_counter()
