@@ -16,6 +16,7 @@ the others' time; what it measured before that is kept):
              that fills the GPU: clips/s, memory per clip, each phase's peak
   fp16       a few hundred fp16 steps with R1: finite losses, a working loss scaler, R1 unscaled
   detectors  I3D clips/s and Inception frames/s, contiguous and channels-last
+  inversion  pSp's W+ and W encoders (images/s, fp32 and bf16) and the psp pipeline's encode + decode
 
 The results go to ``--out`` as JSON (the machine, torch/CUDA versions, the vgz commit, each part's
 status and records) and are printed as Markdown tables for BENCHMARKS.md. ``--smoke`` runs every
@@ -44,15 +45,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 7.5
+# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 7.8
 # minutes with --official (6.5 without); each includes the part's start (torch import, CUDA init).
 # ``official`` runs last: its CUDA plugins build (nvcc) on the CPU while the other parts run.
 PARTS: dict[str, tuple[str, float, str]] = {
-    "generate": ("suite.generate:generate", 90, "StyleGAN-V generation at every precision"),
-    "compile": ("suite.generate:compiled", 90, "generation with torch.compile"),
+    "generate": ("suite.generate:generate", 85, "StyleGAN-V generation at every precision"),
+    "compile": ("suite.generate:compiled", 85, "generation with torch.compile"),
     "train": ("suite.train:train", 100, "the StyleGAN-V training step at a batch that fills the GPU"),
     "fp16": ("suite.train:fp16", 60, "fp16 loss scaling with R1"),
     "detectors": ("suite.detectors:detectors", 35, "I3D and Inception throughput"),
+    "inversion": ("suite.inversion:inversion", 25, "pSp encoders and the psp pipeline"),
     "official": ("suite.generate:official", 80, "the official StyleGAN-V generator on the same weights"),
 }
 SMOKE_BUDGET_S = 240.0  # per part: a guard only (the smoke parts take seconds)
@@ -105,7 +107,7 @@ def budgets(args: argparse.Namespace, names: list[str]) -> dict[str, float]:
     if args.smoke:
         base = {name: SMOKE_BUDGET_S for name in names}
     else:
-        base = {name: PARTS[name][1] if name != "official" or args.official else 15.0 for name in names}
+        base = {name: PARTS[name][1] if name != "official" or args.official else 0.0 for name in names}
         total = sum(base.values())
         if total > args.budget:
             base = {name: b * args.budget / total for name, b in base.items()}
@@ -272,6 +274,13 @@ def report(result: dict[str, Any]) -> str:
         out += _table(["detector", "layout", "input", "per s", "peak MiB", "max diff vs contiguous"],
                       [[r["detector"], "channels-last" if r["channels_last"] else "contiguous", "x".join(map(str, r["input"])),
                         f"{r['per_s']} {r['unit']}", r["peak_mib"], r["max_diff_vs_contiguous"]] for r in det]) + [""]
+    inv = [r for r in recs.get("inversion", []) if r.get("what") in ("encoder", "pipeline")]
+    if inv:
+        out += ["Inversion (pSp's released architecture, 256x256 images):", ""]
+        out += _table(["what", "precision", "batch", "images/s", "peak MiB", "max diff vs fp32"],
+                      [[f"encoder/{r['encoder']}" if r["what"] == "encoder" else f"psp pipeline {r['call']}",
+                        r.get("precision", "default"), r["batch"], r["images_per_s"], r["peak_mib"],
+                        r.get("max_diff_vs_fp32")] for r in inv]) + [""]
     for name, p in result["parts"].items():
         for r in p["records"]:
             if "skipped" in r:
@@ -289,7 +298,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device, seconds (the test suite's run)")
     parser.add_argument("--official", help="a universome/stylegan-v checkout, for the official generator's speed")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default: {','.join(PARTS)})")
-    parser.add_argument("--budget", type=float, default=465.0, help="seconds for all parts together (GPU run)")
+    parser.add_argument("--budget", type=float, default=470.0, help="seconds for all parts together (GPU run)")
     parser.add_argument("--part-budget", action="append", default=[], metavar="NAME=SECONDS",
                         help="one part's budget instead of its share (repeatable)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is a GPU)")

@@ -34,7 +34,7 @@ def test_every_part_runs_and_reports(smoke):
     assert len(result["machine"]["vgz_commit"]) == 40  # git rev-parse of this checkout
     statuses = {name: part["status"] for name, part in result["parts"].items()}
     assert statuses == {"generate": "ok", "compile": "ok", "train": "ok", "fp16": "ok", "detectors": "ok",
-                        "official": "skipped"}
+                        "inversion": "ok", "official": "skipped"}
     for name, part in result["parts"].items():
         assert 0 < part["wall_s"] <= part["budget_s"] or name == "official"  # skipped without a process
 
@@ -79,9 +79,19 @@ def test_detector_records(smoke):
     assert all(r["per_s"] > 0 and r["max_diff_vs_contiguous"] < 1e-4 for r in det)
 
 
+def test_inversion_records(smoke):
+    _, result = smoke
+    enc = _records(result, "inversion", "encoder")
+    assert {(r["encoder"], r["precision"]) for r in enc} == {(e, p) for e in ("psp", "psp-w") for p in ("fp32", "bf16")}
+    assert all(r["images_per_s"] > 0 for r in enc)
+    assert all((r["max_diff_vs_fp32"] == 0) == (r["precision"] == "fp32") for r in enc)
+    (pipe,) = _records(result, "inversion", "pipeline")
+    assert pipe["images_per_s"] > 0 and pipe["resolution"] == 16
+
+
 def test_printed_tables(smoke):
     proc, result = smoke
-    for heading in ("Generation", "Training step", "fp16 loss scaling", "Detectors", "| variant |"):
+    for heading in ("Generation", "Training step", "fp16 loss scaling", "Detectors", "Inversion", "| variant |"):
         assert heading in proc.stdout
     assert "official not measured: no --official PATH" in proc.stdout
 
