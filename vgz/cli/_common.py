@@ -1,6 +1,9 @@
-"""What every ``vgz`` command shares: the error line and device selection."""
+"""What every ``vgz`` command shares: the error line, device selection, the writability check."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import typer
 
@@ -32,3 +35,23 @@ def resolve_device(device: str) -> str:
     if parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         fail(f"--device {device}: MPS is not available here; use --device cpu or auto")
     return str(parsed)
+
+
+def unwritable(path: Path, *, folder: bool = False) -> str | None:
+    """Why ``path`` (a file, or with ``folder`` a folder to fill) cannot be written, when that can be
+    told without writing (None: it looks writable). Files are written under a temporary name in
+    their folder and renamed, so the nearest existing folder on the way must be writable; a
+    read-only file system says so too (also to root)."""
+    path = Path(os.path.abspath(path))
+    if folder and path.exists() and not path.is_dir():
+        return "it is a file (expected a folder)"
+    if not folder and path.is_dir():
+        return "it is a folder (expected a file name)"
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the folder {existing} is not writable"
+    return None

@@ -8,13 +8,12 @@ the exit status is 1 (what was asked, the files, was not done).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from vgz.cli._common import fail, resolve_device
+from vgz.cli._common import fail, resolve_device, unwritable
 from vgz.utils import describe_os_error
 
 
@@ -106,20 +105,3 @@ def eval_cmd(
             errors.append(f"{describe_os_error(exc, card_path(folder))}; pass --no-card to skip the model card")
     if errors:
         fail("; ".join(errors) + " (the results printed above were computed)")
-
-
-def unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written, when that can be told without writing (None: it looks
-    writable). Files are written under a temporary name in their folder and renamed, so the nearest
-    existing folder on the way must be writable; a read-only file system says so too (also to root)."""
-    path = Path(os.path.abspath(path))
-    if path.is_dir():
-        return "it is a folder (expected a file name)"
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
-    return None

@@ -14,23 +14,7 @@ from typing import Optional
 
 import typer
 
-from vgz.cli._common import fail, resolve_device
-
-
-def _unwritable_folder(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold new files, when that can be told without writing (None: it looks
-    writable)."""
-    folder = Path(os.path.abspath(folder))
-    if folder.exists() and not folder.is_dir():
-        return "it is a file (expected a folder)"
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"the folder {existing} is not writable"
-    return None
+from vgz.cli._common import fail, resolve_device, unwritable
 
 
 def _check_index(folder: Path, where: str) -> None:
@@ -73,12 +57,11 @@ def invert_cmd(
     source; unreadable videos are skipped and listed. The folder opens as a dataset
     (open_dataset("LATENTS/")) for recipes that train on latents.
     """
-    from vgz.cli.evaluate import unwritable
     from vgz.hub import ModelNotFoundError, model_folder, resolve_folder
 
     # Cheap checks first, before torch is imported: nothing is loaded for a run that cannot be done.
     problems = []
-    reason = _unwritable_folder(out)
+    reason = unwritable(out, folder=True)
     if reason:
         problems.append(f"cannot write --out {out}: {reason}")
     reason = unwritable(preview) if preview is not None else None
