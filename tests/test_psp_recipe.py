@@ -148,3 +148,20 @@ def test_ranger_matches_psp():
         opt.step()
     for k, p in params.items():
         torch.testing.assert_close(p.detach(), data[f"result.{k}"], atol=1e-6, rtol=0)
+
+
+def test_encoder_starts_from_arcface_weights(tmp_path):
+    """pSp initialises its encoder's backbone from model_ir_se50.pth (strict=False: input_layer, body)."""
+    from vgz.encoders.irse import ArcFace
+    from vgz.training.recipes.psp import PSPRecipe
+
+    torch.manual_seed(0)
+    arcface = ArcFace().state_dict()
+    torch.save(arcface, tmp_path / "model_ir_se50.pth")
+    encoder = vgz.create("encoder", "psp-w")
+    PSPRecipe._init_backbone(encoder, str(tmp_path / "model_ir_se50.pth"))
+    state = encoder.state_dict()
+    assert torch.equal(state["body.23.res_layer.5.fc2.weight"], arcface["body.23.res_layer.5.fc2.weight"])
+    assert torch.equal(state["input_layer.0.weight"], arcface["input_layer.0.weight"])
+    with pytest.raises(ValueError, match="none of its tensors fit"):
+        PSPRecipe._init_backbone(vgz.create("encoder", "psp-w", preset="tiny"), str(tmp_path / "model_ir_se50.pth"))

@@ -141,7 +141,7 @@ class PSPRecipe(Recipe):
         state = _read_state(__import__("pathlib").Path(path), "ArcFace IR-SE50")
         own = encoder.state_dict()
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        if not usable:
+        if not any(v.ndim for v in usable.values()):  # BatchNorm's step counters always fit
             raise ValueError(f"{path}: none of its tensors fit the encoder's backbone (input_layer.*, body.*)")
         encoder.load_state_dict(usable, strict=False)
 
