@@ -1,21 +1,24 @@
-"""The GAN trainer: Accelerate, lazy regularization, EMA, ADA, mixed precision, resumable runs.
+"""The trainer: a recipe's schedule on Accelerate, with EMA, mixed precision and resumable runs.
 
     trainer = build_trainer(recipe="styleganv", preset="tiny", data="synthetic:shapes", outdir="runs/demo")
     trainer.train()
 
-One step runs every phase of the recipe's schedule that is due (G main, G reg every
+One step runs every phase of the recipe's schedule that is due (for GANs: G main, G reg every
 ``g_reg_interval`` steps, D main, D reg every ``d_reg_interval``), each over ``batch_size`` clips
-split into rounds of ``batch_gpu`` per process (gradient accumulation), then updates the EMA
-generator and, every ``ada_interval`` steps, the augmentation probability. It runs unchanged on
-one CPU, one GPU, or many processes launched with ``accelerate launch`` (DDP; on CPU with gloo).
+split into rounds of ``batch_gpu`` per process (gradient accumulation), then updates the EMA copy
+of the recipe's pipeline network (when it keeps one) and lets the recipe adapt what it adapts
+(ADA's probability, every ``ada_interval`` steps). Everything model-specific is the recipe's
+(:mod:`vgz.training.recipes`). It runs unchanged on one CPU, one GPU, or many processes launched
+with ``accelerate launch`` (DDP; on CPU with gloo).
 
 A run folder holds::
 
     config.json          the resolved recipe, run and data settings (preset, data fingerprint)
-    checkpoints/step-N/  G, D and EMA weights and both Adam states (safetensors), the loss scaler, RNG
-                         states per process and the trainer state (step, kimg, ADA p) (JSON): no pickles
-    pipeline/            the EMA generator as a pipeline folder (VideoPipeline.from_pretrained)
-    samples/             sample videos of fixed seeds
+    checkpoints/step-N/  each network's weights and optimizer state (G, D, ...), the EMA weights
+                         (safetensors), the loss scaler, RNG states per process and the trainer and
+                         recipe state (step, kimg, ADA p) (JSON): no pickles
+    pipeline/            the EMA generator (or the recipe's network) as a pipeline folder
+    samples/             sample videos (or image grids) of fixed seeds
     logs/                TensorBoard scalars; stats.jsonl the same as JSON lines
     .vgz-train.lock      locked (flock) while a process trains in the folder
 
@@ -252,7 +255,7 @@ class Trainer(CheckpointIO):
         return grads / scale if scale != 1.0 else grads
 
     def train_step(self) -> dict[str, float]:
-        """One iteration: every due phase, the EMA update and the ADA adjustment.
+        """One iteration: every due phase, the EMA update and the recipe's end of step (ADA).
 
         Returns the phase losses of this step on this process (floats).
         """
