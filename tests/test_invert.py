@@ -216,6 +216,19 @@ def test_library_refusals_overwrite_and_changed_sources(world, tmp_path):
     meta, shape = read_latent_header(tmp_path / "synthetic" / report.written[0])
     assert shape == (3, 6, 32) and meta["name"] == "000000" and meta["source_width"] == 32 and "fps" in meta
 
+    # One folder, one dataset: another dataset is refused; with overwrite=True the folder becomes its.
+    more = "synthetic:shapes?num_videos=3&num_frames=3"
+    with pytest.raises(InversionError, match="holds the latents of synthetic:shapes.num_videos=2.*one latent folder"):
+        invert_videos(pipe, more, tmp_path / "synthetic", progress=False)
+    report = invert_videos(pipe, more, tmp_path / "synthetic", progress=False, overwrite=True)
+    assert len(report.written) + len(report.up_to_date) == 3 and len(open_dataset(tmp_path / "synthetic")) == 3
+    # A run that cannot read any video removes nothing, even with overwrite=True.
+    (videos / "a.mp4").write_bytes(b"not a video")
+    (videos / "b.mp4").write_bytes(b"not a video either")
+    with pytest.raises(DatasetError):
+        invert_videos(other, videos, out, progress=False, overwrite=True)
+    assert len(list(out.glob("*.safetensors"))) == 2
+
 
 def test_file_names_are_stable_unique_and_safe():
     names = ["a/b.mp4", "a__b.mp4", "a/b.mkv", "A/b.mp4", ".hidden.mp4", "dir/ü ber:clip?.mp4", "x" * 300 + ".mp4"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import subprocess
@@ -96,8 +97,8 @@ def test_styleinv_snapshot_converts(tmp_path):
     g_state = {f"mapping.{k}": v for k, v in mapping.state_dict().items()}
     g_state.update({f"synthesis.{k}": v for k, v in synthesis.state_dict().items()})
     persistence = _install_fake_persistence_module("torch_utils.persistence")
-    snapshot = {"training_set_kwargs": {"resolution": 256},
-                "pSp": state_tree(psp_state, persistence, "pSp", {"opts": opts, "rank": 0}),
+    snapshot = {"training_set_kwargs": {"resolution": 256},  # StyleInV's opts: an argparse.Namespace
+                "pSp": state_tree(psp_state, persistence, "pSp", {"opts": argparse.Namespace(**opts), "rank": 0}),
                 "G": state_tree(g_state, persistence, "Generator", g_kwargs)}
     (tmp_path / "snapshot.pkl").write_bytes(dump_snapshot(snapshot))
     from vgz.conversion.psp import convert_psp
@@ -124,6 +125,11 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     torch.save(ckpt, tmp_path / "b.pt")
     with pytest.raises(ConversionError, match="encoder_type 'BackboneEncoderUsingLastLayerIntoWPlus' is not supported"):
         convert_psp(tmp_path / "b.pt", tmp_path / "out")
+    ckpt = official_checkpoint("w")
+    del ckpt["latent_avg"]
+    torch.save(ckpt, tmp_path / "d.pt")
+    with pytest.raises(ConversionError, match="start_from_latent_avg is set.*holds no latent_avg"):
+        convert_psp(tmp_path / "d.pt", tmp_path / "out")
     (tmp_path / "c.pt").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ConversionError, match="c.pt is not a readable PyTorch checkpoint"):
         convert_psp(tmp_path / "c.pt", tmp_path / "out")

@@ -9,15 +9,17 @@ What :func:`invert_videos` does (the folder format is in :mod:`vgz.data.latents`
 * The videos come from any dataset spec :func:`~vgz.data.datasets.open_dataset` takes (a folder of
   videos, frame folders, a ``.zip``, ``synthetic:shapes?...``). Frames are cropped to their centre
   square and resized to the encoder's input size as the training datasets do (bicubic,
-  antialiased), then encoded ``batch_size`` frames at a time.
+  antialiased; not the pipeline's own ``resize_mode``, which :meth:`PSPPipeline.encode` uses for
+  frames of another size), then encoded ``batch_size`` frames at a time.
 * Each video's ``ws [T, num_ws, w_dim]`` is written to its own file, under a temporary name renamed
   when complete, before the next video is read: memory holds one video's latents, and an interrupted
   run leaves only complete files (run it again to finish).
 * A video whose file exists, made by the same encoder (``encoder_sha256``: the encoder's registry
   name, config and weights) from the same source content (``source_sha256``), is skipped; one whose
-  source changed is encoded again. Latents of *another* encoder are never mixed in silently: the run
-  is refused unless ``overwrite=True`` (``--overwrite``), which re-encodes every video and, at the
-  end, removes the other encoder's files that were not replaced.
+  source changed is encoded again. A folder is one dataset's latents by one encoder: latents of
+  *another* encoder or of another dataset are refused unless ``overwrite=True`` (``--overwrite``),
+  which encodes what is not up to date and, at the end, removes every file this run did not write
+  or keep (never all of them: a run that produced no latents removes nothing).
 * Videos that cannot be read (no video stream, damaged files, frames missing) are skipped and listed
   in the report with the reason, as the datasets skip them; they do not stop the run.
 """
@@ -160,6 +162,10 @@ def _prepare_folder(out: Path, marker: dict[str, Any], overwrite: bool) -> None:
             f"--out {out} holds latents of another encoder ({old['encoder_sha256'][:12]}, from "
             f"{old.get('pipeline')!r}); this pipeline's encoder is {new[:12]}. Pass --overwrite to re-encode every "
             "video with this one (the other encoder's files are then removed), or choose another --out")
+    if old is not None and not overwrite and old.get("dataset") not in (None, marker["dataset"]):
+        raise InversionError(
+            f"--out {out} holds the latents of {old['dataset']}, and this run inverts {marker['dataset']}: one latent "
+            "folder per dataset; choose another --out (or pass --overwrite to make it this dataset's)")
     if out.is_dir() and not overwrite:
         # Files of another encoder under a marker of this one: an earlier --overwrite run was interrupted.
         foreign = []
@@ -173,7 +179,7 @@ def _prepare_folder(out: Path, marker: dict[str, Any], overwrite: bool) -> None:
                 f"({new[:12]}), e.g. {foreign[0]} (an interrupted --overwrite run?); pass --overwrite to re-encode "
                 "them, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    if old is None or old["encoder_sha256"] != new:
+    if old is None or overwrite or old["encoder_sha256"] != new:
         from vgz.utils import atomic_write_text
 
         atomic_write_text(out / LATENTS_MARKER, json.dumps(marker, indent=2) + "\n")
@@ -192,6 +198,13 @@ def _open_videos(data: str | os.PathLike, size: int):
         warnings.simplefilter("ignore", DatasetWarning)
         return open_dataset(data, resolution=size, sampling=ClipSamplingConfig.from_preset("image"),
                             use_labels=False)
+
+
+def _dataset_id(data: str | os.PathLike) -> str:
+    """The dataset a latent folder is of: a local path made absolute (the same folder however it is
+    named), any other spec as given."""
+    path = Path(os.fspath(data)).expanduser()
+    return str(path.resolve()) if path.exists() else os.fspath(data)
 
 
 def _source_sha256(dataset: Any, i: int) -> str:
@@ -353,7 +366,7 @@ def invert_videos(
     }
     marker = {"format": LATENTS_FORMAT, "format_version": LATENTS_FORMAT_VERSION, **common,
               "generator_resolution": generator_resolution, "pipeline_name": pipe.registry_key()[1],
-              "dataset": os.fspath(data)}
+              "dataset": _dataset_id(data)}
     _prepare_folder(out, marker, overwrite)
 
     report = InversionReport(out=out, encoder_sha256=encoder_hash, skipped=list(dataset.skipped))
@@ -403,13 +416,11 @@ def invert_videos(
                         report.notes.append(f"the preview of {source} stops early: {exc}")
                     report.previewed += 1
                 del ws  # one video's latents at a time
-            if overwrite:
-                kept = set(report.written) | set(report.up_to_date)
+            kept = set(report.written) | set(report.up_to_date)
+            if overwrite and kept:  # the folder becomes this run's; never emptied by a run that wrote nothing
                 for path in _latent_files(out):
-                    if path.name in kept:
-                        continue
-                    with contextlib.suppress(OSError, ValueError):
-                        if read_latent_header(path)[0].get("encoder_sha256") != encoder_hash:
+                    if path.name not in kept:
+                        with contextlib.suppress(OSError):
                             path.unlink()
                             report.removed.append(path.name)
     finally:

@@ -37,10 +37,10 @@ def _opts(value: Any, path: Any) -> dict[str, Any]:
     """pSp's opts (a dict in coach.py checkpoints; an argparse.Namespace or EasyDict elsewhere)."""
     from vgz.conversion.pickles import PickledObject, _plain
 
-    if isinstance(value, PickledObject):
-        value = _plain(value)
-    if not isinstance(value, dict):
-        value = getattr(value, "__dict__", value)
+    if isinstance(value, PickledObject):  # an EasyDict holds items; an argparse.Namespace its __dict__ as state
+        value = _plain(value) if value.items or value.name == "EasyDict" else value.state
+    elif value is not None and not isinstance(value, dict):
+        value = getattr(value, "__dict__", value)  # an argparse.Namespace read by torch.load
     if not isinstance(value, dict):
         raise ConversionError(f"{path}: opts is a {type(value).__name__}, expected pSp's options (a dict)")
     return value
@@ -56,7 +56,10 @@ def _encoder(opts: Mapping[str, Any], state: dict[str, torch.Tensor], latent_avg
                               f"{', '.join(_ENCODERS)}")
     if int(opts.get("label_nc") or 0):
         raise ConversionError(f"{path}: label_nc={opts['label_nc']}: encoders of label maps are not supported")
-    start = bool(opts.get("start_from_latent_avg")) and latent_avg is not None
+    start = bool(opts.get("start_from_latent_avg"))
+    if start and latent_avg is None:
+        raise ConversionError(f"{path}: opts.start_from_latent_avg is set, so the encoder's codes are offsets from "
+                              "the generator's mean w, but the checkpoint holds no latent_avg")
     common = dict(input_nc=int(opts.get("input_nc", 3)), input_size=input_size, start_from_latent_avg=start)
     if _ENCODERS[encoder_type] == "psp":
         encoder: Any = GradualStyleEncoder(GradualStyleEncoderConfig(output_size=int(opts.get("output_size", 1024)),
