@@ -135,6 +135,17 @@ def test_latent_folder_is_a_dataset_equal_to_encode(world):
         t = item["times"]
         assert item["ws"].shape == (4, 6, 32) and torch.equal(t, torch.arange(4) + t[0])
         torch.testing.assert_close(item["ws"], clips.read_latents(i)[t])
+    # The same seed takes the same frames of the video (StyleGAN-V's sparse clips: random windows).
+    from vgz.data.sampling import ClipSamplingConfig
+
+    sparse = ClipSamplingConfig(num_frames=3, max_dist=4, max_num_frames=8)
+    videos = open_dataset(world["videos"], resolution=32, sampling=sparse)
+    latents = open_dataset(world["latents"], sampling=sparse)
+    j = videos.video_names.index("sub/a.mp4")
+    for seed in range(5):
+        v, lat = videos[(j, seed)], latents[(i, seed)]
+        assert torch.equal(v["times"], lat["times"]) and v["video_len"] == lat["video_len"]
+        torch.testing.assert_close(lat["ws"], pipe.encode(v["frames"]), atol=1e-5, rtol=0)
     assert open_dataset(world["latents"], resolution=16).resolution == 16
     with pytest.raises(DatasetError, match="16x16 generator.*resolution 64"):
         open_dataset(world["latents"], resolution=64)

@@ -76,14 +76,6 @@ def _encoder(opts: Mapping[str, Any], state: dict[str, torch.Tensor], latent_avg
     return encoder.eval()
 
 
-def _mean_w(latent_avg: torch.Tensor | None) -> torch.Tensor | None:
-    """One w from pSp's latent_avg (a w repeated over the layers), or None when the rows differ."""
-    if latent_avg is None:
-        return None
-    rows = latent_avg.detach().float().reshape(-1, latent_avg.shape[-1])
-    return rows[0] if torch.equal(rows, rows[:1].expand_as(rows)) else None
-
-
 def _from_coach(ckpt: dict, path: Any, input_size: int):
     from vgz.conversion.stylegan2_rosinality import load_generator
 
@@ -96,8 +88,8 @@ def _from_coach(ckpt: dict, path: Any, input_size: int):
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise ConversionError(f"{path}: latent_avg is a {type(latent_avg).__name__}, not a tensor")
     encoder = _encoder(opts, _prefixed(state, "encoder", path), latent_avg, input_size, path)
-    mean_w = _mean_w(latent_avg)
-    mapping, synthesis = load_generator(_prefixed(state, "decoder", path), latent_avg=mean_w,
+    # pSp's latent_avg is the generator's mean w repeated over the layers: the mapping's w_avg.
+    mapping, synthesis = load_generator(_prefixed(state, "decoder", path), latent_avg=latent_avg,
                                         source=f"{path} (decoder)")
     return encoder, mapping, synthesis
 
@@ -127,7 +119,9 @@ def _from_styleinv(snapshot: Any, path: Any, input_size: int):
 
 
 def _prefixed(state: Mapping[str, Any], prefix: str, path: Any) -> dict[str, torch.Tensor]:
-    out = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    from vgz.conversion.stylegan2_ada import split_state
+
+    out = split_state(state, prefix)
     if not out:
         raise ConversionError(f"{path}: the checkpoint holds no {prefix} weights ({prefix}.*)")
     return out

@@ -273,13 +273,20 @@ class VideoDataset(torch.utils.data.Dataset):
         return torch.cat([resize_center_crop(rearrange(torch.from_numpy(im), "h w c -> 1 c h w"), self.resolution)
                           for im in images])
 
-    def _clip(self, video_idx: int, clip_seed: int) -> dict[str, Any]:
+    def _clip_frames(self, video_idx: int, clip_seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray, int]:
+        """Which frames clip ``clip_seed`` of a video takes: ``(rng for later draws, whole-video frame
+        indices, clip times, window length)``. Datasets of other things per frame (latents) draw
+        through this too, so that a seed picks the same frames in all of them."""
         rng = np.random.default_rng(clip_seed)
         length = self.video_lengths[video_idx]
         window = min(length, self.sampling.max_num_frames)
         start = int(rng.integers(length - window + 1))  # the official random window
         times = sample_frame_indices(length, self.sampling, rng)
-        frames = self.read_frames(video_idx, start + times)
+        return rng, start + times, times, window
+
+    def _clip(self, video_idx: int, clip_seed: int) -> dict[str, Any]:
+        rng, indices, times, window = self._clip_frames(video_idx, clip_seed)
+        frames = self.read_frames(video_idx, indices)
         if rng.random() < 0.5 and self.config.xflip:
             frames = frames.flip(-1)
         return {

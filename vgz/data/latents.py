@@ -50,7 +50,7 @@ import torch
 from vgz.configs import config_field
 from vgz.data.base import (LABELS_FILE, VIDEO_EXTENSIONS, DatasetConfig, DatasetError, VideoDataset, _read_json,
                            natural_key)
-from vgz.data.sampling import ClipSamplingConfig, sample_frame_indices
+from vgz.data.sampling import ClipSamplingConfig
 from vgz.registry import register
 
 __all__ = [
@@ -318,14 +318,9 @@ class LatentFolderDataset(VideoDataset):
                         f"render them with the pipeline that made them ({self.info.get('pipeline')!r})")
 
     def _clip(self, video_idx: int, clip_seed: int) -> dict[str, Any]:
-        # The video datasets' draws, in their order: the same seed picks the same frames.
-        rng = np.random.default_rng(clip_seed)
-        length = self.video_lengths[video_idx]
-        window = min(length, self.sampling.max_num_frames)
-        start = int(rng.integers(length - window + 1))
-        times = sample_frame_indices(length, self.sampling, rng)
+        _, indices, times, window = self._clip_frames(video_idx, clip_seed)  # the video datasets' frames
         return {
-            "ws": self.read_latents(video_idx, start + times),
+            "ws": self.read_latents(video_idx, indices),
             "times": torch.from_numpy(times),
             "video_len": window,
             "label": torch.from_numpy(self.get_label(video_idx)),
