@@ -14,7 +14,6 @@ Without ``--psp`` only vgz is timed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import types
@@ -33,15 +32,11 @@ KINDS = {"psp": "GradualStyleEncoder", "psp-w": "BackboneEncoderUsingLastLayerIn
 
 
 def official_encoders(root: Path):
-    """pSp's ``psp_encoders`` module, its CUDA ops replaced by the tests' pure-PyTorch shim."""
-    spec = importlib.util.spec_from_file_location("models.stylegan2.op", FIXTURES / "rosinality_op_shim.py")
-    shim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shim)
-    sys.modules["models.stylegan2.op"] = shim
-    sys.path.insert(0, str(root))
-    from models.encoders import psp_encoders
+    """pSp's ``psp_encoders`` module, imported as the parity fixture's script imports it (its CUDA ops
+    replaced by the tests' pure-PyTorch shim)."""
+    from make_psp_fixture import import_psp
 
-    return psp_encoders
+    return import_psp(root)[1]
 
 
 def main() -> None:

@@ -207,15 +207,6 @@ def _dataset_id(data: str | os.PathLike) -> str:
     return str(path.resolve()) if path.exists() else os.fspath(data)
 
 
-def _source_sha256(dataset: Any, i: int) -> str:
-    """What identifies video ``i``'s content: its name, length and the dataset's content digest
-    (file size and first/last 64 KiB, frame names and sizes, or a synthetic dataset's settings)."""
-    digest = hashlib.sha256(f"{type(dataset).__name__}\0{dataset._content_key()}\0{dataset.video_names[i]}\0"
-                            f"{dataset.video_lengths[i]}\0".encode())
-    digest.update(dataset._content_digest(i))
-    return digest.hexdigest()
-
-
 def _source_info(dataset: Any, i: int) -> dict[str, Any]:
     """``fps``, ``source_width``, ``source_height`` of video ``i``, where they can be told cheaply
     (absent ones are left out of the metadata)."""
@@ -379,7 +370,7 @@ def invert_videos(
             for i in range(dataset.num_videos):
                 path, source = out / names[i], dataset.video_paths[i]
                 try:
-                    source_sha = _source_sha256(dataset, i)
+                    source_sha = dataset.video_sha256(i)
                 except OSError as exc:  # the file went away or became unreadable since indexing
                     report.skipped.append((source, f"cannot read: {exc.strerror or exc}"))
                     bar.update(dataset.video_lengths[i])

@@ -359,10 +359,18 @@ class VideoDataset(torch.utils.data.Dataset):
             return self._fingerprint
         digest = hashlib.sha256(f"{type(self).__name__}\0{self.resolution}\0{self._content_key()}\0".encode())
         for i in range(self.num_videos):
-            digest.update(f"{self.video_names[i]}\0{self.video_lengths[i]}\0".encode())
-            digest.update(self._content_digest(i))
+            digest.update(self._video_identity(i))
         self._fingerprint: str | None = digest.hexdigest()
         return self._fingerprint
+
+    def video_sha256(self, i: int) -> str:
+        """Hex SHA-256 of what identifies video ``i``'s content, whatever the resolution: the dataset
+        kind and settings, its name, length and content digest (see :meth:`_content_digest`)."""
+        head = f"{type(self).__name__}\0{self._content_key()}\0".encode()
+        return hashlib.sha256(head + self._video_identity(i)).hexdigest()
+
+    def _video_identity(self, i: int) -> bytes:
+        return f"{self.video_names[i]}\0{self.video_lengths[i]}\0".encode() + self._content_digest(i)
 
     def _content_key(self) -> str:
         """What identifies the whole dataset besides its videos (procedural datasets: their config)."""

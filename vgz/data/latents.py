@@ -145,18 +145,13 @@ def read_latents_marker(folder: str | os.PathLike) -> dict[str, Any]:
 
 def _parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(raw)
-    for key in _INT_FIELDS:
-        if key in out:
-            try:
-                out[key] = int(out[key])
-            except ValueError:
-                raise ValueError(f"metadata {key!r}: expected an integer, found {out[key]!r}") from None
-    for key in _FLOAT_FIELDS:
-        if key in out:
-            try:
-                out[key] = float(out[key])
-            except ValueError:
-                raise ValueError(f"metadata {key!r}: expected a number, found {out[key]!r}") from None
+    for fields, cast, what in ((_INT_FIELDS, int, "an integer"), (_FLOAT_FIELDS, float, "a number")):
+        for key in fields:
+            if key in out:
+                try:
+                    out[key] = cast(out[key])
+                except ValueError:
+                    raise ValueError(f"metadata {key!r}: expected {what}, found {out[key]!r}") from None
     return out
 
 
