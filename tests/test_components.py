@@ -48,6 +48,8 @@ EXPECTED_SHAPES = {
     ("discriminator", "styleganv-hyper"): (2, 1),
     ("encoder", "psp"): (2, 6, 32),
     ("encoder", "psp-w"): (2, 32),
+    ("motion", "styleinv"): (2, 3, 32),
+    ("encoder", "styleinv"): (2, 3, 32),
 }
 
 

@@ -7,7 +7,9 @@ Motion (:class:`MotionMappingNetwork`, kind ``motion``, name ``styleganv``):
 
 1. Motion noise ``motion_z [B, L, z_dim]``, one code every ``motion_z_distance`` frames, goes
    through two acausal (unpadded) 1-D convolutions over time (or an LSTM), giving trajectory codes
-   ``u``.
+   ``u``. StyleInV's variant (``gen_strategy="causal_conv"``) replaces code 0 by a learned constant
+   ``frame_0_const`` and pads its convolutions on the left only, so each code sees itself and the
+   ones before it and the motion at t = 0 is the same for every video.
 2. For a time ``t`` the codes left and right of it are blended linearly.
 3. With ``fourier=True`` (the released model) the left code predicts per-frequency period scales and
    phases of sines/cosines at fixed, log-linearly spaced frequencies, and *aligner* vectors
@@ -63,7 +65,9 @@ class MotionConfig(ComponentConfig):
     z_dim: int = config_field(512, min=1, help="motion noise size per code")
     v_dim: int = config_field(512, min=1, help="trajectory code size")
     c_dim: int = config_field(0, min=0, help="label size (motions may depend on the class)")
-    gen_strategy: Literal["conv", "autoregressive"] = "conv"
+    gen_strategy: Literal["conv", "autoregressive", "causal_conv"] = config_field(
+        "conv", help="conv: StyleGAN-V's unpadded convs; autoregressive: an LSTM; causal_conv: StyleInV's "
+                     "left-padded convs with code 0 replaced by the learned frame_0_const")
     kernel_size: int = config_field(11, min=1, help="temporal kernel of the two conv layers")
     motion_z_distance: float = config_field(16.0, min=1e-6, help="frames between consecutive motion codes")
     fourier: bool = config_field(True, help="aligned time encoder (released model); False = a mapping "
@@ -82,9 +86,11 @@ class MotionConfig(ComponentConfig):
     def check(self) -> None:
         if self.max_period_len < self.min_period_len:
             self.fail("max_period_len", f"a value >= min_period_len ({self.min_period_len})")
+        if self.gen_strategy == "causal_conv" and self.kernel_size % 2 == 0:
+            self.fail("kernel_size", "an odd size for gen_strategy='causal_conv' (it sees kernel_size // 2 codes back)")
         # The trajectory codes (v_dim from the convs, z_dim from the LSTM) feed the time encoder
         # (which reads v_dim) or, without fourier, a mapping network (which reads z_dim).
-        emitted = self.v_dim if self.gen_strategy == "conv" else self.z_dim
+        emitted = self.z_dim if self.gen_strategy == "autoregressive" else self.v_dim
         read = self.v_dim if self.fourier else self.z_dim
         if emitted != read:
             self.fail("v_dim", f"z_dim ({self.z_dim}) for gen_strategy={self.gen_strategy!r} with fourier={self.fourier}")
@@ -145,11 +151,16 @@ class MotionMappingNetwork(ModelMixin):
         super().__init__(config, **kwargs)
         cfg: MotionConfig = self.config
         in_dim = cfg.z_dim + cfg.c_dim
-        if cfg.gen_strategy == "conv":
+        if cfg.gen_strategy in ("conv", "causal_conv"):
             # Unpadded convs: the codes at any time are equally good, however long the video.
+            # Causal ones (StyleInV): code j depends on codes <= j only, and code 0 is learned.
+            causal = cfg.gen_strategy == "causal_conv"
+            if causal:
+                self.frame_0_const = nn.Parameter(torch.randn([cfg.z_dim]))
             self.conv = nn.Sequential(
-                Conv1dLayer(in_dim, cfg.z_dim, cfg.kernel_size, activation="lrelu", lr_multiplier=0.01),
-                Conv1dLayer(cfg.z_dim, cfg.v_dim, cfg.kernel_size, activation="lrelu", lr_multiplier=0.01),
+                Conv1dLayer(in_dim, cfg.z_dim, cfg.kernel_size, activation="lrelu", lr_multiplier=0.01, causal=causal),
+                Conv1dLayer(cfg.z_dim, cfg.v_dim, cfg.kernel_size, activation="lrelu", lr_multiplier=0.01,
+                            causal=causal),
             )
         else:
             self.rnn = nn.LSTM(input_size=in_dim, hidden_size=cfg.z_dim, batch_first=True)
@@ -176,12 +187,19 @@ class MotionMappingNetwork(ModelMixin):
         draw_on = generator.device if generator is not None else (device or "cpu")
         return torch.randn(shape, generator=generator, device=draw_on).to(device or draw_on)
 
-    def trajectories(self, motion_z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """Motion noise ``[B, L, z_dim]`` -> trajectory codes ``[B, L - num_additional_codes, D]``."""
+    def trajectories(self, motion_z: torch.Tensor, c: torch.Tensor | None = None, first_code: int = 0) -> torch.Tensor:
+        """Motion noise ``[B, L, z_dim]`` -> trajectory codes ``[B, L - num_additional_codes, D]``.
+
+        ``first_code``: the index of ``motion_z[:, 0]`` in the whole sequence. With
+        ``causal_conv`` code 0 of the sequence is replaced by ``frame_0_const``, and a window that
+        starts later gives correct codes from its ``2 * (kernel_size // 2)``-th on.
+        """
         x = motion_z
+        if self.config.gen_strategy == "causal_conv" and first_code == 0:
+            x = torch.cat([repeat(self.frame_0_const.to(x.dtype), "d -> b 1 d", b=x.shape[0]), x[:, 1:]], dim=1)
         if self.config.c_dim > 0:
             x = torch.cat([x, repeat(c, "b c -> b l c", l=x.shape[1])], dim=2)
-        if self.config.gen_strategy == "conv":
+        if self.config.gen_strategy != "autoregressive":
             return rearrange(self.conv(rearrange(x, "b l c -> b c l")), "b c l -> b l c")
         return self.rnn(x)[0]
 
@@ -217,14 +235,19 @@ class MotionMappingNetwork(ModelMixin):
         d = cfg.motion_z_distance
         left = (t / d).floor().long()
         motion_z = motion_z[:batch_size, :needed, :cfg.z_dim].to(t.device)
-        first = 0
-        if cfg.gen_strategy == "conv":
+        first = start = 0
+        if cfg.gen_strategy != "autoregressive":
             # Trajectory code j sees only motion_z[j : j + num_additional_codes + 1] (unpadded convs),
-            # so compute just the codes these frames use: a chunk of a long video costs the same as
-            # a short video, wherever it lies.
+            # or motion_z[j - 2 * (kernel_size // 2) : j + 1] (causal ones), so compute just the codes
+            # these frames use: a chunk of a long video costs the same as a short video, wherever it lies.
             first, last = int(left.min().item()), int(left.max().item()) + 1
-            motion_z = motion_z[:, first:last + cfg.num_additional_codes + 1]
-        trajs = self.trajectories(motion_z, c)
+            if cfg.gen_strategy == "causal_conv":
+                start = max(0, first - 2 * (cfg.kernel_size // 2))
+                motion_z = motion_z[:, start:last + 1]
+            else:
+                start = first
+                motion_z = motion_z[:, first:last + cfg.num_additional_codes + 1]
+        trajs = self.trajectories(motion_z, c, first_code=start)[:, first - start:]
         batch_idx = repeat(torch.arange(batch_size, device=t.device), "b -> b f", f=num_frames)
         u_left, u_right = trajs[batch_idx, left - first], trajs[batch_idx, left + 1 - first]
         t_left = t - t % d

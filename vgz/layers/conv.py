@@ -217,14 +217,23 @@ class Conv1dLayer(nn.Module):
 
     As in StyleGAN-V's motion network, ``"lrelu"`` here is a plain leaky ReLU (slope 0.2) with no
     sqrt(2) gain, unlike :class:`Conv2dLayer`.
+
+    ``causal=True`` (StyleInV's ``mask_right``): output ``i`` sees inputs ``i - kernel_size // 2 .. i``
+    only, zero-padded on the left, and ``L' = L``. The stored kernel keeps all ``kernel_size`` taps,
+    as StyleInV stores it (its right half is zeroed at run time), so its checkpoints load by name;
+    the right taps are simply never read.
     """
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int, padding: int = 0, stride: int = 1,
-                 activation: str = "linear", lr_multiplier: float = 1.0, bias: bool = True, bias_init: float = 0.0):
+                 activation: str = "linear", lr_multiplier: float = 1.0, bias: bool = True, bias_init: float = 0.0,
+                 causal: bool = False):
         super().__init__()
         if activation not in ("linear", "lrelu"):
             raise ValueError(f"Conv1dLayer activation must be 'linear' or 'lrelu', got {activation!r}")
-        self.activation, self.padding, self.stride = activation, padding, stride
+        if causal and (kernel_size % 2 == 0 or padding or stride != 1):
+            raise ValueError("a causal Conv1dLayer takes an odd kernel_size, no padding and stride 1 "
+                             f"(got kernel_size={kernel_size}, padding={padding}, stride={stride})")
+        self.activation, self.padding, self.stride, self.causal = activation, padding, stride, causal
         self.weight = nn.Parameter(torch.randn([out_features, in_features, kernel_size]) / lr_multiplier)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features * kernel_size)
@@ -232,5 +241,8 @@ class Conv1dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = _scaled(self, x.dtype)
+        if self.causal:
+            reach = w.shape[2] // 2
+            x, w = F.pad(x, (reach, 0)), w[:, :, :reach + 1]
         y = F.conv1d(x, w, b, stride=self.stride, padding=self.padding)
         return F.leaky_relu(y, 0.2) if self.activation == "lrelu" else y

@@ -7,5 +7,7 @@
 
 from vgz.pipelines.base import MODEL_INDEX, VideoPipeline, VideoPipelineOutput
 from vgz.pipelines.styleganv import StyleGANVPipeline, StyleGANVPipelineConfig
+from vgz.pipelines.styleinv import StyleInVPipeline, StyleInVPipelineConfig
 
-__all__ = ["MODEL_INDEX", "VideoPipeline", "VideoPipelineOutput", "StyleGANVPipeline", "StyleGANVPipelineConfig"]
+__all__ = ["MODEL_INDEX", "VideoPipeline", "VideoPipelineOutput", "StyleGANVPipeline", "StyleGANVPipelineConfig",
+           "StyleInVPipeline", "StyleInVPipelineConfig"]

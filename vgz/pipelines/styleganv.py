@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+from einops import repeat
 
 from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork
@@ -235,6 +236,7 @@ class StyleGANVPipeline(VideoPipeline):
         c: Any = None,
         z: torch.Tensor | None = None,
         motion_z: torch.Tensor | None = None,
+        w: torch.Tensor | None = None,
         output_type: str = "pt",
         chunk_size: int = 16,
         batch_size: int | None = None,
@@ -263,13 +265,32 @@ class StyleGANVPipeline(VideoPipeline):
             raise ValueError(f"motion_z must be [{num_videos}, codes, {self.motion.config.z_dim}], "
                              f"got {tuple(motion_z.shape)}")
         labels = self._labels(c, num_videos)
-        ws = self.mapping(z, labels, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          skip_w_avg_update=True)
+        content = self._content(self._ws(z, w, labels, truncation_psi, truncation_cutoff), noise_mode, generator,
+                                batch_size)
         rate = None if timestamps is not None else (self.config.fps if fps is None else fps)
         for start in range(0, num_steps, chunk_size):
             t_chunk = times(start, min(start + chunk_size, num_steps))
-            frames = self._frames(t_chunk, start, ws, labels, motion_z, batch_size, noise_mode, generator)
+            frames = self._frames(t_chunk, start, content, labels, motion_z, batch_size, noise_mode, generator)
             yield VideoPipelineOutput(convert_frames(frames, output_type), t_chunk / self.config.fps, rate)
+
+    def _ws(self, z: torch.Tensor, w: torch.Tensor | None, labels: torch.Tensor | None, truncation_psi: float,
+            truncation_cutoff: int | None) -> torch.Tensor:
+        """Content latents ``[B, num_ws, w_dim]``: mapped from ``z`` or, when given, ``w`` broadcast."""
+        if w is None:
+            return self.mapping(z, labels, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                skip_w_avg_update=True)
+        cfg = self.mapping.config
+        w = torch.as_tensor(w, dtype=torch.float32, device=self.device)
+        if w.ndim == 2:
+            w = repeat(w, "b d -> b n d", n=cfg.num_ws)
+        if w.shape != (z.shape[0], cfg.num_ws, cfg.w_dim):
+            raise ValueError(f"w must be [{z.shape[0]}, {cfg.w_dim}] or [{z.shape[0]}, {cfg.num_ws}, {cfg.w_dim}], "
+                             f"got {tuple(w.shape)}")
+        return w
+
+    def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int) -> Any:
+        """What every chunk of the videos reuses (StyleGAN-V: the latents ``ws`` themselves)."""
+        return ws
 
     def _frames(self, t: torch.Tensor, first_frame: int, ws: torch.Tensor, labels: torch.Tensor | None,
                 motion_z: torch.Tensor, batch_size: int, noise_mode: str, generator: Any) -> torch.Tensor:
@@ -301,6 +322,7 @@ class StyleGANVPipeline(VideoPipeline):
         c: Any = None,
         z: torch.Tensor | None = None,
         motion_z: torch.Tensor | None = None,
+        w: torch.Tensor | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         chunk_size: int = 16,
@@ -320,6 +342,8 @@ class StyleGANVPipeline(VideoPipeline):
             c: labels for class-conditional models, ``[B, c_dim]`` or B class ids.
             z, motion_z: explicit content ``[B, z_dim]`` / motion ``[B, L, motion z_dim]`` noise
                 (content/motion grids); drawn from ``generator`` when None.
+            w: explicit content latents instead of z, ``[B, w_dim]`` or ``[B, num_ws, w_dim]``
+                (e.g. an inverted image); truncation does not apply to them.
             output_type: ``"pt"``, ``"np"`` or ``"pil"``.
             return_dict: a :class:`VideoPipelineOutput` (True) or a tuple ``(frames,)``.
             chunk_size: frames synthesised at once (memory vs speed).
@@ -342,7 +366,7 @@ class StyleGANVPipeline(VideoPipeline):
                                 self._schedule(num_videos, num_frames, fps, timestamps)[0])
         chunks = list(self.stream(num_videos, num_frames, fps=fps, timestamps=timestamps, generator=generator,
                                   truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                                  noise_mode=noise_mode, c=c, z=z, motion_z=motion_z, output_type="pt",
+                                  noise_mode=noise_mode, c=c, z=z, motion_z=motion_z, w=w, output_type="pt",
                                   chunk_size=chunk_size, batch_size=batch_size))
         frames = torch.cat([ch.frames for ch in chunks], dim=1)
         out = VideoPipelineOutput(convert_frames(frames, output_type),
