@@ -86,3 +86,20 @@ def convert_psp_cmd(
     from vgz.conversion.psp import convert_psp
 
     _convert(lambda: convert_psp(checkpoint, out, input_size=input_size, overwrite=overwrite), checkpoint)
+
+
+@convert_app.command("styleinv")
+def convert_styleinv_cmd(
+    snapshot: Path = typer.Argument(..., help="network-snapshot-*.pkl from johannwyh/StyleInV's training "
+                                    "(SI_ema, else SI; its frozen G)."),
+    out: Path = typer.Argument(..., help="Pipeline folder to write (then: vgz generate OUT)."),
+    discriminator: bool = typer.Option(False, "--discriminator", help="Also convert D (for fine-tuning)."),
+    psp: Optional[Path] = typer.Option(None, "--psp", help="The pSp stage's pickle ({'pSp', 'G'}): its W encoder "
+                                       "becomes the pipeline's inversion_encoder, for vgz generate --image."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """StyleInV snapshot -> a StyleInV pipeline folder (frozen StyleGAN2, temporal style, modulated encoder)."""
+    from vgz.conversion.styleinv import convert_styleinv
+
+    _convert(lambda: convert_styleinv(snapshot, out, discriminator=discriminator, psp=psp, overwrite=overwrite),
+             snapshot)

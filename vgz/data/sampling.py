@@ -15,7 +15,11 @@ Two levels, both deterministic:
      and the other ``k - 2`` are distinct frames strictly in between.
 
   StyleInV (``first_frame=True``) draws ``k - 1`` frames that way and prepends frame 0 of the
-  window, so the clip always starts from the frame its encoder inverts.
+  window, so the clip always starts from the frame its encoder inverts. Its sampler ignores
+  ``total_dists`` (its type check fails for the OmegaConf list it is given) and draws the span from
+  ``range(k - 1, min(window - 1, max_dist))``, which leaves the upper bound out: the ``styleinv``
+  preset does the same (``total_dists=None``, ``max_dist_inclusive=False``: spans 2..31 for
+  ``max_dist=32``).
 """
 
 from __future__ import annotations
@@ -53,10 +57,13 @@ class ClipSamplingConfig(ComponentConfig):
     first_frame: bool = config_field(False, help="StyleInV: frame 0 of the window, then num_frames - 1 "
                                                  "frames drawn as usual (they may include frame 0 again)")
     min_len: int = config_field(0, min=0, help="skip videos shorter than this (StyleInV: its 128-frame window)")
+    max_dist_inclusive: bool = config_field(True, help="spans may reach max_dist (False: StyleInV's sampler, "
+                                                       "whose range() leaves the bound out)")
 
     presets = {
         "styleganv": {},
-        "styleinv": {"num_frames": 4, "first_frame": True, "max_num_frames": 128, "max_dist": 32, "min_len": 128},
+        "styleinv": {"num_frames": 4, "first_frame": True, "max_num_frames": 128, "max_dist": 32, "min_len": 128,
+                     "total_dists": None, "max_dist_inclusive": False},
         "image": {"num_frames": 1, "total_dists": None, "max_dist": 0, "max_num_frames": 2**31 - 1},
     }
 
@@ -77,7 +84,7 @@ class ClipSamplingConfig(ComponentConfig):
 
 
 def _shortest_span(cfg: ClipSamplingConfig) -> int:
-    lo, hi = cfg.num_drawn - 1, min(cfg.max_dist, cfg.max_num_frames - 1)
+    lo, hi = cfg.num_drawn - 1, min(cfg.max_dist, cfg.max_num_frames - 1) - int(not cfg.max_dist_inclusive)
     if cfg.total_dists is None:
         if lo > hi:
             raise ValueError(f"a span of at least num_frames - 1 = {lo} frames within max_dist and "
@@ -92,7 +99,7 @@ def _shortest_span(cfg: ClipSamplingConfig) -> int:
 
 
 def _allowed_spans(window: int, cfg: ClipSamplingConfig) -> np.ndarray:
-    lo, hi = cfg.num_drawn - 1, min(window - 1, cfg.max_dist)
+    lo, hi = cfg.num_drawn - 1, min(window - 1, cfg.max_dist) - int(not cfg.max_dist_inclusive)
     if cfg.total_dists is None:
         # Inclusive of hi: the official range(lo, hi) leaves out the longest span, and is empty
         # (a crash) for its own 1-frame config and for 2-frame clips of 2-frame videos.
