@@ -19,7 +19,9 @@ from vgz.training.recipes.gan import GANRecipe, GANRecipeConfig
 from vgz.training.recipes.psp import PSPRecipe, PSPRecipeConfig
 from vgz.training.recipes.stylegan2 import ImageGenerator, StyleGAN2Recipe, StyleGAN2RecipeConfig
 from vgz.training.recipes.styleganv import StyleGANVGenerator, StyleGANVRecipe, StyleGANVRecipeConfig
+from vgz.training.recipes.styleinv import StyleInVGenerator, StyleInVRecipe, StyleInVRecipeConfig
 
 __all__ = ["Phase", "RecipeConfig", "Recipe", "copy_generator", "GANRecipeConfig", "GANRecipe",
            "StyleGAN2RecipeConfig", "StyleGAN2Recipe", "ImageGenerator", "StyleGANVRecipeConfig", "StyleGANVRecipe",
-           "StyleGANVGenerator", "PSPRecipeConfig", "PSPRecipe"]
+           "StyleGANVGenerator", "PSPRecipeConfig", "PSPRecipe", "StyleInVRecipeConfig", "StyleInVRecipe",
+           "StyleInVGenerator"]

@@ -87,6 +87,11 @@ class GANRecipe(Recipe):
             self.augment_pipe.p.fill_(cfg.augment_p)
         self._ada_signs = torch.zeros(2, device=trainer.device)  # sum of sign(D(real)), count
 
+    @property
+    def z_dim(self) -> int:
+        """Size of the latents :meth:`phase_inputs` draws (the config's, unless G comes from elsewhere)."""
+        return self.config.z_dim
+
     def run_G(self, G: nn.Module, gen: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(frames [B, T, C, H, W], ws)`` for generator inputs ``gen`` (z, c, t)."""
         return G(gen["z"], gen["c"], gen["t"], style_mixing_prob=self.config.style_mixing_prob)
@@ -131,7 +136,7 @@ class GANRecipe(Recipe):
         sampling = self.sampling()
         t = np.stack([sample_frame_indices(min(ds.get_video_len(int(i)), cfg.max_num_frames), sampling, trainer.np_rng,
                                            fractional=self.fractional_t) for i in idx])
-        z = torch.randn([n, cfg.z_dim], generator=trainer.z_gen)
+        z = torch.randn([n, self.z_dim], generator=trainer.z_gen)
         return {"z": z.to(trainer.device), "c": torch.from_numpy(c).to(trainer.device),
                 "t": torch.from_numpy(t).to(trainer.device)}
 
