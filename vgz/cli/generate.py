@@ -38,6 +38,9 @@ def generate_cmd(
     grid: bool = typer.Option(False, "--grid", help="Content/motion grid: row r has seed r's content, column k "
                                                    "seed k's motion."),
     class_id: Optional[int] = typer.Option(None, "--class", help="Class id, for class-conditional models."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Animate this photo (StyleInV models with an "
+                                         "inversion encoder): its inversion is every video's content, each seed a "
+                                         "motion."),
     noise_mode: str = typer.Option("const", help="Per-pixel noise: const, random or none."),
     chunk_size: int = typer.Option(16, min=1, help="Frames synthesised at once (memory vs speed)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
@@ -68,6 +71,10 @@ def generate_cmd(
         check_number("--truncation-psi", truncation_psi)
     except ValueError as exc:
         fail(str(exc))
+    if image is not None and grid:
+        fail("--image animates one photo; it cannot be combined with --grid (a content/motion grid)")
+    if image is not None and not image.is_file():
+        fail(f"--image {image}: no such file")
     if out is not None and "{seed}" in str(out) and not grid:
         from collections import Counter
 
@@ -91,6 +98,15 @@ def generate_cmd(
         hint = ("; it inverts videos: vgz invert MODEL --data VIDEOS --out LATENTS/" if name == "psp" else
                 "; it makes images: call it from Python, pipe(num_images=N)")
         fail(f"{model or ref} is a '{name}' pipeline, not a video generator{hint}")
+    w = None
+    if image is not None:
+        if not hasattr(pipe, "invert"):
+            fail(f"{model or ref} is a '{pipe.registry_key()[1]}' pipeline; only StyleInV pipelines animate photos "
+                 "(--image)")
+        try:
+            w = pipe.invert(image)
+        except ValueError as exc:
+            fail(str(exc))
     if batch_size is None:
         batch_size = 16 if str(device).startswith("cuda") else 1  # CPU: grouped convolutions slow bigger batches down
     jobs = [(out or Path("video.mp4"), seed_list, grid)]
@@ -98,7 +114,7 @@ def generate_cmd(
         jobs = [(Path("video.mp4"), seed_list[:1], False), (Path("grid.mp4"), [s + seed_list[0] for s in range(3)], True)]
     options = dict(num_frames=num_frames, fps=pipe.config.fps if fps is None else fps, slowmo=slowmo,
                    truncation_psi=truncation_psi, noise_mode=noise_mode, class_id=class_id, chunk_size=chunk_size,
-                   batch_size=batch_size, lossless=lossless, quiet=quiet)
+                   batch_size=batch_size, lossless=lossless, quiet=quiet, w=w)
     for path, job_seeds, job_grid in jobs:
         _generate_file(pipe, path, job_seeds, job_grid, **options)
     if model is None:
@@ -107,7 +123,7 @@ def generate_cmd(
 
 def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_frames: int, fps: float, slowmo: float,
                    truncation_psi: float, noise_mode: str, class_id: int | None, chunk_size: int, batch_size: int,
-                   lossless: bool, quiet: bool) -> None:
+                   lossless: bool, quiet: bool, w=None) -> None:
     """Write one video (seeds tiled, or a content/motion grid) or, with '{seed}' in ``out``, one per
     seed. Memory is bounded by ``batch_size`` videos and ``chunk_size`` frames, except that every
     frame of a tiled video or grid holds all its cells (and a grid's latents are held for all of them)."""
@@ -124,6 +140,8 @@ def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_fra
         fail("--grid writes one video; drop '{seed}' from --out")
     generate = dict(fps=fps * slowmo, truncation_psi=truncation_psi, noise_mode=noise_mode, chunk_size=chunk_size)
     labels = (lambda n: None) if class_id is None else (lambda n: [class_id] * n)
+    # An animated photo: its latent is every video's content.
+    content = (lambda n: {}) if w is None else (lambda n: {"w": w.expand(n, -1)})
     current = out  # the file being written, for error messages
     written: list[Path] = []
     frame_size = None
@@ -151,7 +169,7 @@ def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_fra
                             current = path
                             writers.append(stack.enter_context(VideoWriter(path, fps, lossless=lossless)))
                         for chunk in pipe.stream(len(batch), num_frames, generator=batch, c=labels(len(batch)),
-                                                 **generate):
+                                                 **content(len(batch)), **generate):
                             for writer, video in zip(writers, chunk.frames):
                                 current = writer.path
                                 writer.write(video)
@@ -168,7 +186,7 @@ def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_fra
                 latents = dict(z=z, motion_z=motion_z) if grid else dict(generator=seed_list)
                 with VideoWriter(out, fps, lossless=lossless) as writer:
                     for chunk in pipe.stream(num_videos, num_frames, batch_size=batch_size, c=labels(num_videos),
-                                             **latents, **generate):
+                                             **latents, **content(num_videos), **generate):
                         writer.write(tile_videos(chunk.frames, rows))
                         bar.update(chunk.frames.shape[1])
                     frame_size = writer.frame_size

@@ -70,7 +70,7 @@ def _load_images(image: Any) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (1, 3) or image.dtype != np.uint8:
             raise ValueError(f"an image array must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).expand(3, -1, -1)
+        image = torch.from_numpy(np.array(image)).permute(2, 0, 1).expand(3, -1, -1)
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or image.shape[-3] != 3:
         found = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"expected an image: a path, a PIL image, [H, W, 3] uint8, or [3, H, W] / [N, 3, H, W] in "
