@@ -221,3 +221,30 @@ def test_recipe_settings_and_errors(psp_folder, tmp_path):
     assert out.returncode == 1 and "--encoder PATH" in out.stderr and "Traceback" not in out.stderr
     out = _train(psp_folder, tmp_path / "r2", "--steps", "1", "--resolution", "64")
     assert out.returncode == 1 and "--resolution 32" in out.stderr
+
+
+def test_style_transfer_fine_tune_renders_the_same_latents_in_a_new_style(folder, tmp_path):
+    run = tmp_path / "transfer"
+    out = _vgz("train", "--recipe", "stylegan2", "--preset", "tiny", "--transfer", str(folder), "--finetune-g-res",
+               "16", "--perceptual-weight", "1", "--lpips-random-backbone", "true", "--data", DATA, "--outdir",
+               str(run), "--num-workers", "0", "--progress", "false", "--steps", "2", "--log-every", "1",
+               "--sample-every", "2", "--sample-frames", "4")
+    assert out.returncode == 0, out.stderr
+    last = json.loads((run / "logs" / "stats.jsonl").read_text().splitlines()[-1])
+    assert {"loss/G/adv", "loss/G/perceptual"} <= set(last) and "loss/G/identity" not in set(last)
+    source = VideoPipeline.from_pretrained(folder)
+    tuned = VideoPipeline.from_pretrained(run / "pipeline")
+    assert isinstance(tuned, StyleInVPipeline) and tuned.stylized_synthesis is not None
+    # The mapping and the 4x4 and 8x8 blocks stay the source's; the 16x16 and 32x32 blocks were tuned.
+    frozen, open_ = tuned.stylized_synthesis, source.synthesis
+    assert torch.equal(tuned.mapping.fc0.weight, source.mapping.fc0.weight)
+    assert all(torch.equal(a, b) for a, b in zip(frozen.b8.parameters(), open_.b8.parameters()))
+    assert not torch.equal(frozen.b32.conv1.weight, open_.b32.conv1.weight)
+    assert torch.equal(tuned.synthesis.b32.conv1.weight, open_.b32.conv1.weight)  # the original renders x0
+    plain, styled = tuned(1, 4, generator=0).frames, tuned(1, 4, generator=0, stylized=True).frames
+    torch.testing.assert_close(plain, source(1, 4, generator=0).frames, atol=ATOL, rtol=0)
+    assert (plain - styled).abs().mean() > 1e-4
+    with pytest.raises(ValueError, match="stylized=True needs a stylized_synthesis"):
+        source(1, 2, stylized=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        vgz.create("pipeline", "styleganv", preset="tiny")(1, 2, stylized=True)

@@ -41,6 +41,8 @@ def generate_cmd(
     image: Optional[Path] = typer.Option(None, "--image", help="Animate this photo (StyleInV models with an "
                                          "inversion encoder): its inversion is every video's content, each seed a "
                                          "motion."),
+    stylized: bool = typer.Option(False, "--stylized", help="Render with the model's style-transfer fine-tune "
+                                  "(StyleInV pipelines with a stylized_synthesis)."),
     noise_mode: str = typer.Option("const", help="Per-pixel noise: const, random or none."),
     chunk_size: int = typer.Option(16, min=1, help="Frames synthesised at once (memory vs speed)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
@@ -98,6 +100,9 @@ def generate_cmd(
         hint = ("; it inverts videos: vgz invert MODEL --data VIDEOS --out LATENTS/" if name == "psp" else
                 "; it makes images: call it from Python, pipe(num_images=N)")
         fail(f"{model or ref} is a '{name}' pipeline, not a video generator{hint}")
+    if stylized and getattr(pipe, "stylized_synthesis", None) is None:
+        fail(f"{model or ref} has no stylized_synthesis to render with (--stylized): fine-tune one with vgz train "
+             "--recipe stylegan2 --preset transfer --transfer MODEL")
     w = None
     if image is not None:
         if not hasattr(pipe, "invert"):
@@ -114,7 +119,7 @@ def generate_cmd(
         jobs = [(Path("video.mp4"), seed_list[:1], False), (Path("grid.mp4"), [s + seed_list[0] for s in range(3)], True)]
     options = dict(num_frames=num_frames, fps=pipe.config.fps if fps is None else fps, slowmo=slowmo,
                    truncation_psi=truncation_psi, noise_mode=noise_mode, class_id=class_id, chunk_size=chunk_size,
-                   batch_size=batch_size, lossless=lossless, quiet=quiet, w=w)
+                   batch_size=batch_size, lossless=lossless, quiet=quiet, w=w, stylized=stylized)
     for path, job_seeds, job_grid in jobs:
         _generate_file(pipe, path, job_seeds, job_grid, **options)
     if model is None:
@@ -123,7 +128,7 @@ def generate_cmd(
 
 def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_frames: int, fps: float, slowmo: float,
                    truncation_psi: float, noise_mode: str, class_id: int | None, chunk_size: int, batch_size: int,
-                   lossless: bool, quiet: bool, w=None) -> None:
+                   lossless: bool, quiet: bool, w=None, stylized: bool = False) -> None:
     """Write one video (seeds tiled, or a content/motion grid) or, with '{seed}' in ``out``, one per
     seed. Memory is bounded by ``batch_size`` videos and ``chunk_size`` frames, except that every
     frame of a tiled video or grid holds all its cells (and a grid's latents are held for all of them)."""
@@ -138,7 +143,8 @@ def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_fra
     per_seed = "{seed}" in str(out)
     if grid and per_seed:
         fail("--grid writes one video; drop '{seed}' from --out")
-    generate = dict(fps=fps * slowmo, truncation_psi=truncation_psi, noise_mode=noise_mode, chunk_size=chunk_size)
+    generate = dict(fps=fps * slowmo, truncation_psi=truncation_psi, noise_mode=noise_mode, chunk_size=chunk_size,
+                    **({"stylized": True} if stylized else {}))
     labels = (lambda n: None) if class_id is None else (lambda n: [class_id] * n)
     # An animated photo: its latent is every video's content.
     content = (lambda n: {}) if w is None else (lambda n: {"w": w.expand(n, -1)})

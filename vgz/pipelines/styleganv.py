@@ -240,6 +240,7 @@ class StyleGANVPipeline(VideoPipeline):
         output_type: str = "pt",
         chunk_size: int = 16,
         batch_size: int | None = None,
+        **options: Any,
     ) -> Iterator[VideoPipelineOutput]:
         """Generate chunk by chunk: yields outputs with ``frames [B, <=chunk_size, C, H, W]``.
 
@@ -266,7 +267,7 @@ class StyleGANVPipeline(VideoPipeline):
                              f"got {tuple(motion_z.shape)}")
         labels = self._labels(c, num_videos)
         content = self._content(self._ws(z, w, labels, truncation_psi, truncation_cutoff), noise_mode, generator,
-                                batch_size)
+                                batch_size, **options)
         rate = None if timestamps is not None else (self.config.fps if fps is None else fps)
         for start in range(0, num_steps, chunk_size):
             t_chunk = times(start, min(start + chunk_size, num_steps))
@@ -288,8 +289,11 @@ class StyleGANVPipeline(VideoPipeline):
                              f"got {tuple(w.shape)}")
         return w
 
-    def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int) -> Any:
-        """What every chunk of the videos reuses (StyleGAN-V: the latents ``ws`` themselves)."""
+    def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int, **options: Any) -> Any:
+        """What every chunk of the videos reuses (StyleGAN-V: the latents ``ws`` themselves); ``options``
+        are the model-specific keyword arguments of the call (StyleGAN-V has none)."""
+        if options:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {', '.join(sorted(options))}")
         return ws
 
     def _frames(self, t: torch.Tensor, first_frame: int, ws: torch.Tensor, labels: torch.Tensor | None,
@@ -327,6 +331,7 @@ class StyleGANVPipeline(VideoPipeline):
         return_dict: bool = True,
         chunk_size: int = 16,
         batch_size: int | None = None,
+        **options: Any,
     ) -> VideoPipelineOutput | tuple:
         """Generate ``num_videos`` videos.
 
@@ -350,6 +355,7 @@ class StyleGANVPipeline(VideoPipeline):
             batch_size: videos synthesised at once (default: all B). Frames do not depend on it
                 (up to float rounding), except random per-pixel noise from one shared
                 ``torch.Generator``, which is drawn batch by batch.
+            options: model-specific settings (StyleInV: ``stylized=True``); others are a TypeError.
 
         Returns:
             :class:`VideoPipelineOutput` with ``frames [B, T, C, H, W]`` in [0, 1].
@@ -367,7 +373,7 @@ class StyleGANVPipeline(VideoPipeline):
         chunks = list(self.stream(num_videos, num_frames, fps=fps, timestamps=timestamps, generator=generator,
                                   truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                                   noise_mode=noise_mode, c=c, z=z, motion_z=motion_z, w=w, output_type="pt",
-                                  chunk_size=chunk_size, batch_size=batch_size))
+                                  chunk_size=chunk_size, batch_size=batch_size, **options))
         frames = torch.cat([ch.frames for ch in chunks], dim=1)
         out = VideoPipelineOutput(convert_frames(frames, output_type),
                                   torch.cat([ch.timestamps for ch in chunks], dim=1), chunks[0].fps)

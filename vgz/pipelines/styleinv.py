@@ -87,27 +87,34 @@ class StyleInVPipeline(StyleGANVPipeline):
     Called like :class:`~vgz.pipelines.StyleGANVPipeline` (``num_videos, num_frames | timestamps,
     fps, generator, z, motion_z, w, truncation_psi, noise_mode, output_type``), with ``motion_z`` in
     the official layout ``[B, L, z_dim]``, one vector per anchor (its first is replaced by the
-    learned ``frame_0_const``). Optional components: ``inversion_encoder`` (the pSp W encoder the
-    model was trained from, for :meth:`animate`) and ``discriminator`` (for fine-tuning).
+    learned ``frame_0_const``), plus ``stylized=True`` to render the frames with the
+    ``stylized_synthesis`` (a style-transfer fine-tune; ``x0`` and the latents stay the original
+    generator's, as the official ``generate_videos_finetune``). Optional components:
+    ``inversion_encoder`` (the pSp W encoder the model was trained from, for :meth:`animate`),
+    ``stylized_synthesis`` and ``discriminator`` (for fine-tuning).
     """
 
     config_class = StyleInVPipelineConfig
     component_kinds = {"mapping": "mapping", "synthesis": "synthesis", "motion": "motion", "encoder": "encoder",
-                       "inversion_encoder": "encoder", "discriminator": "discriminator"}
-    optional_components = ("inversion_encoder", "discriminator")
+                       "inversion_encoder": "encoder", "stylized_synthesis": "synthesis",
+                       "discriminator": "discriminator"}
+    optional_components = ("inversion_encoder", "stylized_synthesis", "discriminator")
 
     mapping: MappingNetwork
     synthesis: SynthesisNetwork
     motion: TemporalStyle
     encoder: ModulatedEncoder
     inversion_encoder: ModelMixin | None
+    stylized_synthesis: SynthesisNetwork | None
     discriminator: ModelMixin | None
 
     def __init__(self, config: StyleInVPipelineConfig | None = None, *, mapping: MappingNetwork,
                  synthesis: SynthesisNetwork, motion: TemporalStyle, encoder: ModulatedEncoder,
-                 inversion_encoder: ModelMixin | None = None, discriminator: ModelMixin | None = None):
+                 inversion_encoder: ModelMixin | None = None, stylized_synthesis: SynthesisNetwork | None = None,
+                 discriminator: ModelMixin | None = None):
         VideoPipeline.__init__(self, config, mapping=mapping, synthesis=synthesis, motion=motion, encoder=encoder,
-                               inversion_encoder=inversion_encoder, discriminator=discriminator)
+                               inversion_encoder=inversion_encoder, stylized_synthesis=stylized_synthesis,
+                               discriminator=discriminator)
         m, s, mo, e = mapping.config, synthesis.config, motion.config, encoder.config
         problems = []
         if m.num_ws != s.num_ws or m.w_dim != s.w_dim:
@@ -125,6 +132,9 @@ class StyleInVPipeline(StyleGANVPipeline):
         if e.input_size != s.img_resolution or e.input_nc != s.img_channels:
             problems.append(f"the encoder reads {e.input_nc}x{e.input_size}x{e.input_size} images, the generator "
                             f"makes {s.img_channels}x{s.img_resolution}x{s.img_resolution}")
+        if stylized_synthesis is not None and stylized_synthesis.config != s:
+            problems.append("the stylized synthesis is not the same architecture as the synthesis (it must be a "
+                            "fine-tune of it: vgz train --recipe stylegan2 --transfer ...)")
         if inversion_encoder is not None and inversion_encoder.config.w_dim != s.w_dim:
             problems.append(f"the inversion encoder gives codes of {inversion_encoder.config.w_dim}, the "
                             f"synthesis takes w of {s.w_dim}")
@@ -152,8 +162,13 @@ class StyleInVPipeline(StyleGANVPipeline):
 
     # ----------------------------------------------------------------------------- generation
 
-    def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int) -> dict[str, torch.Tensor]:
-        """Per video, once: ``w0``, the offset base, and the encoder's features of ``x0 = G(w0)``."""
+    def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int,  # type: ignore[override]
+                 stylized: bool = False) -> dict[str, Any]:
+        """Per video, once: ``w0``, the offset base, the encoder's features of ``x0 = G(w0)`` and the
+        synthesis that renders the frames (``stylized``: the style-transfer fine-tune's)."""
+        if stylized and self.stylized_synthesis is None:
+            raise ValueError("stylized=True needs a stylized_synthesis (a style-transfer fine-tune of the generator: "
+                             "vgz train --recipe stylegan2 --preset transfer --transfer THIS_PIPELINE ...)")
         noise_generator = generator if isinstance(generator, torch.Generator) else None
         prefixes = []
         for b0 in range(0, ws.shape[0], batch_size):
@@ -162,9 +177,10 @@ class StyleInVPipeline(StyleGANVPipeline):
             prefixes.append(self.encoder.encode_prefix(x0))
         w0 = ws[:, 0]
         base = w0 if self.config.input_residual else self.mapping.w_avg.expand_as(w0)
-        return {"w0": w0, "base": base, "prefix": torch.cat(prefixes)}
+        return {"w0": w0, "base": base, "prefix": torch.cat(prefixes),
+                "render": self.stylized_synthesis if stylized else self.synthesis}
 
-    def _frames(self, t: torch.Tensor, first_frame: int, content: dict[str, torch.Tensor],  # type: ignore[override]
+    def _frames(self, t: torch.Tensor, first_frame: int, content: dict[str, Any],  # type: ignore[override]
                 labels: torch.Tensor | None, motion_z: torch.Tensor, batch_size: int, noise_mode: str,
                 generator: Any) -> torch.Tensor:
         noise_generator = generator if isinstance(generator, torch.Generator) else None
@@ -174,7 +190,7 @@ class StyleInVPipeline(StyleGANVPipeline):
             ws = self.latents(t[b], content["w0"][b], motion_z[b], prefix=content["prefix"][b],
                               base=content["base"][b])
             flat = repeat(ws, "b t d -> (b t) n d", n=self.synthesis.num_ws)
-            raw = rearrange(self.synthesis(flat, noise_mode=noise_mode, generator=noise_generator),
+            raw = rearrange(content["render"](flat, noise_mode=noise_mode, generator=noise_generator),
                             "(b t) c h w -> b t c h w", t=num_frames)
             check_finite_frames(raw, first_frame, generator, video_offset=b0, num_videos=num_videos)
             parts.append(to_unit_range(raw))

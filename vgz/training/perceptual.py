@@ -13,9 +13,10 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LPIPS_BACKBONES", "WeightsNotFoundError", "load_lpips", "load_arcface"]
+__all__ = ["LPIPS_BACKBONES", "WeightsNotFoundError", "load_lpips", "load_arcface", "identity_loss"]
 
 #: torchvision's ImageNet weights of each LPIPS backbone (the file names in the torch hub cache).
 LPIPS_BACKBONES = {
@@ -96,3 +97,12 @@ def load_arcface(path: str | os.PathLike) -> nn.Module:
     net = ArcFace()
     net.load_state_dict(_read_state(path, "ArcFace IR-SE50"))
     return net
+
+
+def identity_loss(arcface: nn.Module, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """pSp's (and StyleInV's) ``IDLoss``: ``1 - cos`` of ArcFace embeddings of the central face crop
+    (rows 35:223, columns 32:220 of 256x256 images, pooled to 112x112), ``y`` detached; a scalar."""
+    def feats(images: torch.Tensor) -> torch.Tensor:
+        return arcface(F.adaptive_avg_pool2d(images[:, :, 35:223, 32:220], (112, 112)))
+
+    return (1 - (feats(y_hat) * feats(y).detach()).sum(dim=1)).mean()

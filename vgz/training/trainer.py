@@ -153,6 +153,9 @@ class Trainer(CheckpointIO):
         #: the EMA copy of the recipe's pipeline network (None when the recipe keeps no EMA)
         self.G_ema = copy_generator(nets[recipe.pipeline_network]).to(self.device) if recipe.ema else None
         recipe.setup(self)
+        # What each phase trains: the parameters that require grad as built, so that frozen layers
+        # (Freeze-D, a transfer fine-tune's frozen blocks) stay frozen and stay out of DDP.
+        self._trainable = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
         opts = {name: recipe.optimizer(name, net.parameters()) for name, net in nets.items()}
         prepared = acc.prepare(*nets.values(), *opts.values())
         #: the trained networks by name (DDP-wrapped when distributed) and their optimizers
@@ -270,7 +273,8 @@ class Trainer(CheckpointIO):
             # The network being trained is called through its DDP wrapper (gradients sync); the others plain.
             ctx_nets = {**plain_nets, phase.network: net}
             opt.zero_grad(set_to_none=True)
-            plain.requires_grad_(True)
+            for p in self._trainable[phase.network]:
+                p.requires_grad_(True)
             total = torch.zeros([], device=self.device)
             for r in range(self.rounds):
                 ctx = PhaseContext(nets=ctx_nets, augment=self.recipe.augment, real=real[r],

@@ -28,6 +28,7 @@ from torch import nn
 from vgz.configs import config_field
 from vgz.registry import register
 from vgz.training.optim import Ranger
+from vgz.training.perceptual import identity_loss
 from vgz.training.recipes.base import Phase, Recipe, RecipeConfig
 
 __all__ = ["PSPRecipeConfig", "PSPRecipe", "load_generator"]
@@ -187,13 +188,6 @@ class PSPRecipe(Recipe):
         """pSp's ``face_pool``: every loss sees 256x256 images (averaged down, or repeated up)."""
         return images if images.shape[-2:] == (256, 256) else F.adaptive_avg_pool2d(images, (256, 256))
 
-    def _id_loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """pSp's ``IDLoss``: ArcFace on the central crop of the 256x256 faces, ``1 - cos``."""
-        def feats(images: torch.Tensor) -> torch.Tensor:
-            return self.arcface(F.adaptive_avg_pool2d(images[:, :, 35:223, 32:220], (112, 112)))
-
-        return (1 - (feats(y_hat) * feats(y).detach()).sum(dim=1)).mean()
-
     def loss_step(self, ctx: Any) -> torch.Tensor:
         cfg = self.config
         y = rearrange(ctx.real["frames"], "b 1 c h w -> b c h w")
@@ -212,7 +206,7 @@ class PSPRecipe(Recipe):
             ctx.log("loss/lpips", lp)
             total = total + cfg.lpips_lambda * lp
         if self.arcface is not None:
-            ident = self._id_loss(self._face_pool(y_hat), self._face_pool(y))
+            ident = identity_loss(self.arcface, self._face_pool(y_hat), self._face_pool(y))
             ctx.log("loss/id", ident)
             total = total + cfg.id_lambda * ident
         if cfg.w_norm_lambda > 0:
