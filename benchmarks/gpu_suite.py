@@ -1,6 +1,6 @@
 """Every GPU figure vgz owes, measured in one run: generation, training, fp16 loss scaling, detectors.
 
-    python benchmarks/gpu_suite.py --out gpu_suite.json                       # a GPU: under 8 minutes
+    python benchmarks/gpu_suite.py --out gpu_suite.json                       # a GPU: under 9 minutes
     python benchmarks/gpu_suite.py --out gpu_suite.json --official .official/stylegan-v
     python benchmarks/gpu_suite.py --smoke --out r.json                       # tiny sizes, any machine
 
@@ -17,6 +17,8 @@ the others' time; what it measured before that is kept):
   fp16       a few hundred fp16 steps with R1: finite losses, a working loss scaler, R1 unscaled
   detectors  I3D clips/s and Inception frames/s, contiguous and channels-last
   inversion  pSp's W+ and W encoders (images/s, fp32 and bf16) and the psp pipeline's encode + decode
+  styleinv   StyleInV (ffs architecture) 16-frame videos, 1 and 8 per call, fp32 and mixed
+  styleinv-train  StyleInV's training step (SI, D, R1) at 4 and 8 clips: memory per video (paper: 2.85 GB)
 
 The results go to ``--out`` as JSON (the machine, torch/CUDA versions, the vgz commit, each part's
 status and records) and are printed as Markdown tables for BENCHMARKS.md. ``--smoke`` runs every
@@ -45,8 +47,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 7.8
-# minutes with --official (6.5 without); each includes the part's start (torch import, CUDA init).
+# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 8.8
+# minutes with --official (7.5 without); each includes the part's start (torch import, CUDA init).
 # ``official`` runs last: its CUDA plugins build (nvcc) on the CPU while the other parts run.
 PARTS: dict[str, tuple[str, float, str]] = {
     "generate": ("suite.generate:generate", 85, "StyleGAN-V generation at every precision"),
@@ -55,6 +57,8 @@ PARTS: dict[str, tuple[str, float, str]] = {
     "fp16": ("suite.train:fp16", 60, "fp16 loss scaling with R1"),
     "detectors": ("suite.detectors:detectors", 35, "I3D and Inception throughput"),
     "inversion": ("suite.inversion:inversion", 25, "pSp encoders and the psp pipeline"),
+    "styleinv": ("suite.styleinv:generate", 25, "StyleInV generation, fp32 and mixed"),
+    "styleinv-train": ("suite.styleinv:train", 35, "StyleInV's training step: memory per video"),
     "official": ("suite.generate:official", 80, "the official StyleGAN-V generator on the same weights"),
 }
 SMOKE_BUDGET_S = 240.0  # per part: a guard only (the smoke parts take seconds)
@@ -281,6 +285,19 @@ def report(result: dict[str, Any]) -> str:
                       [[f"encoder/{r['encoder']}" if r["what"] == "encoder" else f"psp pipeline {r['call']}",
                         r.get("precision", "default"), r["batch"], r["images_per_s"], r["peak_mib"],
                         r.get("max_diff_vs_fp32")] for r in inv]) + [""]
+    sgen = [r for r in recs.get("styleinv", []) if r.get("what") == "styleinv-generate"]
+    if sgen:
+        out += ["StyleInV generation (ffs architecture: 256x256 StyleGAN2, IR-SE50 encoder; pipeline call):", ""]
+        out += _table(["variant", "frames x videos", "frames/s", "s/call", "peak MiB", "max diff vs fp32"],
+                      [[r["variant"], f"{r['frames']} x {r['batch']}", r["frames_per_s"], r["s_per_call"], r["peak_mib"],
+                        r["max_diff_vs_fp32"]] for r in sgen]) + [""]
+    strain = [r for r in recs.get("styleinv-train", []) if r.get("what") == "styleinv-train"]
+    if strain:
+        out += ["StyleInV training step (ffs preset: SI, D, R1 on 4-frame clips; the paper's Table 1: 2.85 GB per "
+                "video):", ""]
+        out += _table(["batch", "resolution", "s/step", "peak MiB", "MiB per video"],
+                      [[r["batch"], r["resolution"], r["s_per_step"], r["peak_mib"], r["mib_per_video"]]
+                       for r in strain]) + [""]
     for name, p in result["parts"].items():
         for r in p["records"]:
             if "skipped" in r:
@@ -298,7 +315,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device, seconds (the test suite's run)")
     parser.add_argument("--official", help="a universome/stylegan-v checkout, for the official generator's speed")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default: {','.join(PARTS)})")
-    parser.add_argument("--budget", type=float, default=470.0, help="seconds for all parts together (GPU run)")
+    parser.add_argument("--budget", type=float, default=530.0, help="seconds for all parts together (GPU run)")
     parser.add_argument("--part-budget", action="append", default=[], metavar="NAME=SECONDS",
                         help="one part's budget instead of its share (repeatable)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is a GPU)")

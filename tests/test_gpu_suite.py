@@ -34,7 +34,7 @@ def test_every_part_runs_and_reports(smoke):
     assert len(result["machine"]["vgz_commit"]) == 40  # git rev-parse of this checkout
     statuses = {name: part["status"] for name, part in result["parts"].items()}
     assert statuses == {"generate": "ok", "compile": "ok", "train": "ok", "fp16": "ok", "detectors": "ok",
-                        "inversion": "ok", "official": "skipped"}
+                        "inversion": "ok", "styleinv": "ok", "styleinv-train": "ok", "official": "skipped"}
     for name, part in result["parts"].items():
         assert 0 < part["wall_s"] <= part["budget_s"] or name == "official"  # skipped without a process
 
@@ -120,3 +120,13 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def test_styleinv_records(smoke):
+    proc, result = smoke
+    gen = _records(result, "styleinv", "styleinv-generate")
+    assert {(r["variant"], r["batch"]) for r in gen} == {(v, b) for v in ("fp32", "mixed") for b in (1, 2)}
+    assert all(r["frames_per_s"] > 0 and r["max_diff_vs_fp32"] == 0 for r in gen)  # a CPU runs fp16 blocks in fp32
+    (train,) = _records(result, "styleinv-train", "styleinv-train")
+    assert train["batch"] == 2 and train["s_per_step"] > 0 and train["phases"] == ["Gmain", "Dmain", "Dreg"]
+    assert "StyleInV generation" in proc.stdout and "StyleInV training step" in proc.stdout
