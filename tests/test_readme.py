@@ -62,3 +62,32 @@ def test_readme_evaluation_example_runs(tmp_path, monkeypatch):
     assert set(namespace["report"].results) == {"fvd16", "fid"}
     assert (tmp_path / "runs" / "shapes" / "eval.json").is_file()
     assert "model-index" in (tmp_path / "runs" / "shapes" / "pipeline" / "README.md").read_text()
+
+
+def test_readme_styleinv_example_runs(tmp_path, monkeypatch):
+    """The Python block of "StyleInV", on a tiny StyleInV saved into a Hub cache under the README's repo id."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from conftest import populate_hub_cache
+    from vgz.encoders.psp import WEncoder, WEncoderConfig
+
+    block = README.read_text().split("## StyleInV", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert 'from_pretrained("vgz/styleinv-ffs")' in block
+    torch.manual_seed(0)
+    pipe = vgz.create("pipeline", "styleinv", preset="tiny")
+    pipe.inversion_encoder = WEncoder(WEncoderConfig.from_preset("tiny", start_from_latent_avg=True))
+    populate_hub_cache(tmp_path / "hub", "vgz/styleinv-ffs", pipe.save_pretrained(tmp_path / "folder"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray((np.random.default_rng(0).random([40, 40, 3]) * 255).astype(np.uint8)).save("photo.png")
+    # The tiny model's latents are 32 wide and its motion codes 8, with a code every 4 frames (8 reach 21 frames).
+    namespace: dict = {}
+    block = block.replace("torch.randn(2, 512), torch.randn(2, 16, 512)", "torch.randn(2, 32), torch.randn(2, 64, 8)")
+    block = block.replace("num_frames=128", "num_frames=16").replace("num_frames=256", "num_frames=32")  # time
+    exec(compile(block.replace("num_frames=64", "num_frames=8"), str(README), "exec"), namespace)
+    assert namespace["out"].frames.shape == (4, 16, 3, 32, 32)
+    torch.testing.assert_close(namespace["slow"].frames[:, ::2], namespace["out"].frames[:1], atol=1e-4, rtol=0)
+    assert namespace["photo"].frames.shape == (1, 8, 3, 32, 32)
