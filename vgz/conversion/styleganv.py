@@ -29,12 +29,13 @@ _MAPPING_KW = {k: k for k in ("num_layers", "embed_features", "layer_features", 
                               "w_avg_beta")}
 
 
-def _get(cfg: Mapping[str, Any], dotted: str, default: Any = ...) -> Any:
+def _get(cfg: Mapping[str, Any], dotted: str, default: Any = ..., where: str = "StyleGAN-V cfg") -> Any:
+    """``cfg[a][b]...`` for ``dotted = "a.b..."``; ``default`` when missing, else an error naming ``where``."""
     node: Any = cfg
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             if default is ...:
-                raise ConversionError(f"StyleGAN-V cfg lacks {dotted!r}")
+                raise ConversionError(f"{where} lacks {dotted!r}")
             return default
         node = node[part]
     return node

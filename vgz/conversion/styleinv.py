@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vgz.conversion.stylegan2_ada import ConversionError, split_state
+from vgz.conversion.styleganv import _get as _dotted
 from vgz.utils import atomic_dir
 
 __all__ = ["styleinv_configs", "split_si_state", "styleinv_discriminator_config", "read_styleinv_snapshot",
@@ -29,14 +30,7 @@ __all__ = ["styleinv_configs", "split_si_state", "styleinv_discriminator_config"
 
 
 def _get(opts: Mapping[str, Any], dotted: str, default: Any = ..., where: str = "mapping_opts") -> Any:
-    node: Any = opts
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            if default is ...:
-                raise ConversionError(f"StyleInV {where} lacks {dotted!r}")
-            return default
-        node = node[part]
-    return node
+    return _dotted(opts, dotted, default, where=f"StyleInV {where}")
 
 
 def styleinv_configs(si_kwargs: Mapping[str, Any], img_resolution: int, img_channels: int = 3) -> tuple[Any, Any, Any]:
