@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["IR_UNITS", "SEModule", "BottleneckIR", "ir_stem", "ir_body", "ArcFace"]
+__all__ = ["IR_UNITS", "SEModule", "StridedIdentity", "BottleneckIR", "ir_stem", "ir_body", "ArcFace"]
 
 #: Units per stage of the IR-50/100/152 ResNets (pSp's ``get_blocks``).
 IR_UNITS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
@@ -36,14 +36,24 @@ class SEModule(nn.Module):
         return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
 
 
+class StridedIdentity(nn.Module):
+    """pSp's shortcut ``MaxPool2d(1, stride)``: every ``stride``-th pixel (a 1x1 max is the pixel), without the pooling op."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.stride == 1 else x[:, :, ::self.stride, ::self.stride]
+
+
 class BottleneckIR(nn.Module):
     """One IR (``se_reduction=0``) or IR-SE unit: ``[N, C_in, H, W] -> [N, depth, H / stride, W / stride]``."""
 
     def __init__(self, in_channels: int, depth: int, stride: int, se_reduction: int = 16):
         super().__init__()
         if in_channels == depth:
-            # pSp's MaxPool2d(1, stride): a strided identity.
-            self.shortcut_layer: nn.Module = nn.MaxPool2d(1, stride)
+            self.shortcut_layer: nn.Module = StridedIdentity(stride)
         else:
             self.shortcut_layer = nn.Sequential(nn.Conv2d(in_channels, depth, 1, stride, bias=False),
                                                 nn.BatchNorm2d(depth))

@@ -129,6 +129,19 @@ class ModulatedEncoder(ModelMixin):
                                     for i in cfg.adain_units)
         self.adains.apply(_he_init)
         self._first_adain = cfg.adain_units[0]
+        #: channels-last activations and conv weights; None (default) = on CPUs only, where oneDNN runs
+        #: them 1.3x faster (weights in the other layout would be reordered at every call)
+        self.channels_last: bool | None = None
+        self._weight_format = torch.contiguous_format
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format the convolutions run in (converting the weights once when it changes)."""
+        cl = self.channels_last if self.channels_last is not None else x.device.type == "cpu"
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        if fmt is not self._weight_format:
+            self.to(memory_format=fmt)
+            self._weight_format = fmt
+        return x.contiguous(memory_format=fmt)
 
     def load_psp_encoder(self, state: dict[str, torch.Tensor]) -> None:
         """Initialise the backbone, input layer and head from a pSp W encoder's state dict (as StyleInV
@@ -147,7 +160,7 @@ class ModulatedEncoder(ModelMixin):
     def encode_prefix(self, images: torch.Tensor) -> torch.Tensor:
         """Features before the first AdaIN block, ``[B, C', S', S']``: the part that does not depend on the style."""
         _check_images(images, self.config, "encoder/styleinv")
-        x = self.input_layer(images)
+        x = self.input_layer(self._layout(images))
         for unit in self.body[:self._first_adain + 1]:
             x = unit(x)
         return x
@@ -160,7 +173,7 @@ class ModulatedEncoder(ModelMixin):
             raise ValueError(f"styles must be [{features.shape[0]}, frames, {cfg.style_dim}], got {tuple(styles.shape)}")
         num_frames = styles.shape[1]
         s = styles.reshape(-1, cfg.style_dim)
-        x = repeat(features, "b c h w -> (b t) c h w", t=num_frames)
+        x = self._layout(repeat(features, "b c h w -> (b t) c h w", t=num_frames))
         adain = iter(self.adains)
         for i in range(self._first_adain, len(self.body)):
             if i > self._first_adain:

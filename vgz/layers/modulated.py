@@ -62,14 +62,11 @@ def modulated_conv2d(
         weight = weight * (1 / math.sqrt(c_in * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
     dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, C_out, C_in, kh, kw]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, C_out]
-    if demodulate and fused_modconv:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
+        # sum over (i, k) of (w_oik s_i)^2 = sum_i s_i^2 sum_k w_oik^2: one [N, C_in] x [C_in, C_out] product
+        # instead of squaring the [N, C_out, C_in, kh, kw] modulated weights (the same value up to rounding).
+        dcoefs = (styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, C_out]
 
     if not fused_modconv:
         per_row = lambda v: v.to(x.dtype).repeat_interleave(frames, dim=0)[:, :, None, None]  # noqa: E731
@@ -85,6 +82,9 @@ def modulated_conv2d(
         return x
 
     # Fused: fold the videos into conv groups; their frames are the conv's batch.
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, C_out, C_in, kh, kw]
+    if demodulate:
+        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
     x = rearrange(x, "(n t) c h w -> t (n c) h w", n=batch_size)
     w = w.reshape(-1, c_in, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
