@@ -248,3 +248,20 @@ def test_style_transfer_fine_tune_renders_the_same_latents_in_a_new_style(folder
         source(1, 2, stylized=True)
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         vgz.create("pipeline", "styleganv", preset="tiny")(1, 2, stylized=True)
+
+
+def test_r1_sums_over_the_clip_frames_as_styleinv_does():
+    from vgz.training.losses import PhaseContext, StyleGAN2Loss
+    from vgz.training.recipes import StyleGANVRecipe, StyleInVRecipe
+
+    frames = torch.randn(2, 4, 3, 8, 8)
+    penalties = {}
+    for how in ("mean", "sum"):
+        loss = StyleGAN2Loss(None, lambda D, f, c, t: (f ** 2).sum(dim=(1, 2, 3, 4)), r1_gamma=2.0, r1_frames=how)
+        ctx = PhaseContext(nets={"D": None}, real={"frames": frames, "c": torch.zeros(2, 0), "t": torch.zeros(2, 4)},
+                           gen={}, grad=lambda o, i: torch.autograd.grad(o, i, create_graph=True)[0])
+        penalties[how] = loss.d_r1(ctx)
+    expected = (2 * frames).square().sum(dim=(1, 2, 3, 4)).mean()  # gamma / 2 = 1; d/dx x^2 = 2x
+    torch.testing.assert_close(penalties["sum"], expected)
+    torch.testing.assert_close(penalties["mean"], expected / 4)
+    assert (StyleInVRecipe.r1_frames, StyleGANVRecipe.r1_frames) == ("sum", "mean")

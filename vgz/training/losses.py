@@ -4,7 +4,8 @@ The non-saturating logistic loss with lazy regularization (Karras et al. 2020): 
 ``log D(G(z))`` and, every ``g_reg_interval`` steps, pays a path-length penalty; D minimises
 ``softplus(D(fake)) + softplus(-D(real))`` and, every ``d_reg_interval`` steps, an R1 penalty
 ``gamma / 2 * |grad_x D(x)|^2`` on real data. For clips the R1 penalty of a clip is the mean over
-its frames of each frame's squared gradient norm (as StyleGAN-V). D always sees data through the
+its frames of each frame's squared gradient norm (as StyleGAN-V), or their sum (as StyleInV:
+``r1_frames="sum"``). D always sees data through the
 augmentation pipe (ADA), which is differentiable, so R1 goes through it too.
 
 A recipe supplies ``run_G(G, inputs) -> (frames [B, T, C, H, W], ws)`` and
@@ -67,10 +68,15 @@ class StyleGAN2Loss:
         run_D: ``(D, frames, c, t) -> logits [B]``.
         r1_gamma: R1 weight (0 = off).
         pl_weight: path-length weight (0 = off), with the official batch shrink and decay.
+        r1_frames: a clip's R1 penalty is the ``"mean"`` (StyleGAN-V) or the ``"sum"`` (StyleInV)
+            of its frames' squared gradient norms.
     """
 
     def __init__(self, run_G: Callable, run_D: Callable, *, r1_gamma: float, pl_weight: float = 0.0,
-                 pl_batch_shrink: int = 2, pl_decay: float = 0.01):
+                 pl_batch_shrink: int = 2, pl_decay: float = 0.01, r1_frames: str = "mean"):
+        if r1_frames not in ("mean", "sum"):
+            raise ValueError(f"r1_frames must be 'mean' or 'sum', got {r1_frames!r}")
+        self.r1_frames = r1_frames
         self.run_G, self.run_D = run_G, run_D
         self.r1_gamma, self.pl_weight = r1_gamma, pl_weight
         self.pl_batch_shrink, self.pl_decay = pl_batch_shrink, pl_decay
@@ -125,7 +131,8 @@ class StyleGAN2Loss:
         logits = self._D(ctx, frames, ctx.real["c"], ctx.real["t"])
         ctx.log("signs/real", logits.sign())
         grads = ctx.grad(logits.sum(), frames)
-        penalty = grads.float().square().sum([2, 3, 4]).mean(1)  # [B]: mean over frames
+        per_frame = grads.float().square().sum([2, 3, 4])  # [B, T]
+        penalty = per_frame.sum(1) if self.r1_frames == "sum" else per_frame.mean(1)
         ctx.log("r1_penalty", penalty)
         # `logits * 0` keeps every D parameter in the graph (DDP expects gradients for all).
         return (penalty * (self.r1_gamma / 2)).mean() + logits.sum() * 0

@@ -10,7 +10,7 @@ probability follows the sign of D on real clips. Subclasses say how G and D are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import torch
@@ -76,6 +76,8 @@ class GANRecipe(Recipe):
     (and :meth:`run_G` when G is not called as ``G(z, c, t)``) and :meth:`make_pipeline`."""
 
     config_class = GANRecipeConfig
+    #: how a clip's R1 penalty combines its frames: "mean" (StyleGAN-V) or "sum" (StyleInV)
+    r1_frames: ClassVar[str] = "mean"
 
     def setup(self, trainer: Any) -> None:
         cfg = self.config
@@ -105,7 +107,8 @@ class GANRecipe(Recipe):
         from vgz.training.losses import StyleGAN2Loss
 
         cfg = self.config
-        self.loss = StyleGAN2Loss(self.run_G, self.run_D, r1_gamma=cfg.r1_gamma_value(), pl_weight=cfg.pl_weight)
+        self.loss = StyleGAN2Loss(self.run_G, self.run_D, r1_gamma=cfg.r1_gamma_value(), pl_weight=cfg.pl_weight,
+                                  r1_frames=self.r1_frames)
         phases = [Phase("Gmain", "G", 1, self.loss.g_main)]
         if cfg.pl_weight > 0:
             phases.append(Phase("Greg", "G", cfg.g_reg_interval, self.loss.g_pl))

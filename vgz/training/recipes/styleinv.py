@@ -14,7 +14,8 @@ for 4 times (0 and three sparse ones; :class:`~vgz.data.sampling.ClipSamplingCon
 frame 0 replaced by ``x0``. Losses::
 
     SI: lambda_adv * softplus(-D(fake)) + lambda_recon * MSE(G(w_0), x0) + lambda_wreg * |w_t - w0|
-    D:  softplus(D(fake)) + softplus(-D(real)),  lazy R1 (gamma 1, every 16 steps)
+    D:  softplus(D(fake)) + softplus(-D(real)),  lazy R1 (gamma 1, every 16 steps, summed over the
+        clip's frames: 4x StyleGAN-V's per-frame mean)
 
 Adam, lr 1e-4 for SI and 2e-3 for D (the latter with the lazy-regularization correction), betas
 (0, 0.99); an EMA of SI with a half-life of 20k clips and no ramp-up; ADA (bgc, target 0.6) except
@@ -164,6 +165,7 @@ class StyleInVRecipe(GANRecipe):
     config_class = StyleInVRecipeConfig
     run_presets = {"tiny": {"checkpoint_every": 20, "sample_every": 20, "log_every": 5, "sample_frames": 16}}
     fractional_t = True  # official g_sampling.use_fractional_t
+    r1_frames = "sum"  # loss_styleinv.py sums the squared gradients over the clip's [b, (t c), h, w] frames
 
     def sampling(self) -> Any:
         from vgz.data.sampling import ClipSamplingConfig
