@@ -48,7 +48,9 @@ class AdaIN(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.fc(s)[:, :, None, None].chunk(2, dim=1)
-        return (1 + gamma) * F.instance_norm(x) + beta
+        # InstanceNorm2d(affine=False), written out: F.instance_norm copies channels-last inputs.
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        return torch.addcmul(beta, (x - mean) * (var + 1e-5).rsqrt(), 1 + gamma)
 
 
 class AdainResBlk(nn.Module):
