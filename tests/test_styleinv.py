@@ -221,6 +221,17 @@ def test_recipe_settings_and_errors(psp_folder, tmp_path):
     assert out.returncode == 1 and "--encoder PATH" in out.stderr and "Traceback" not in out.stderr
     out = _train(psp_folder, tmp_path / "r2", "--steps", "1", "--resolution", "64")
     assert out.returncode == 1 and "--resolution 32" in out.stderr
+    # The pSp stage's run folder (its pipeline/), its pipeline, or the encoder component alone.
+    import shutil
+
+    from vgz.training.recipes.styleinv import load_psp_encoder
+
+    run = tmp_path / "psp-run"
+    shutil.copytree(psp_folder, run / "pipeline")
+    (run / "config.json").write_text(json.dumps({"recipe": "psp", "recipe_config": {}, "run": {}}))
+    for ref in (run, psp_folder, psp_folder / "encoder"):
+        encoder, pipe = load_psp_encoder(str(ref))
+        assert encoder.registry_key() == ("encoder", "psp-w") and (pipe is None) == (ref.name == "encoder")
 
 
 def test_style_transfer_fine_tune_renders_the_same_latents_in_a_new_style(folder, tmp_path):

@@ -72,10 +72,11 @@ def load_psp_encoder(ref: str) -> tuple[nn.Module, Any]:
 
     folder = Path(ref).expanduser()
     pipe = None
-    if (folder / "config.json").is_file() and not (folder / "model_index.json").is_file():
-        encoder = vgz.load_component(folder)
+    resolved = model_folder(folder) if folder.is_dir() else None  # a run folder: its pipeline/
+    if resolved is not None and not (resolved / "model_index.json").is_file():
+        encoder = vgz.load_component(resolved)
     else:
-        pipe = VideoPipeline.from_pretrained(model_folder(ref) if folder.is_dir() else ref)
+        pipe = VideoPipeline.from_pretrained(resolved or ref)
         encoder = getattr(pipe, "encoder", None)
         if encoder is None:
             raise ValueError(f"{ref}: a {type(pipe).__name__} holds no encoder; pass the pSp W encoder's pipeline "
