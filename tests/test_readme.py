@@ -79,8 +79,10 @@ def test_readme_styleinv_example_runs(tmp_path, monkeypatch):
     pipe = vgz.create("pipeline", "styleinv", preset="tiny")
     pipe.inversion_encoder = WEncoder(WEncoderConfig.from_preset("tiny", start_from_latent_avg=True))
     populate_hub_cache(tmp_path / "hub", "vgz/styleinv-ffs", pipe.save_pretrained(tmp_path / "folder"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads HF_HUB_CACHE once, at import: the cache is passed as the call's cache_dir.
+    block = block.replace('from_pretrained("vgz/styleinv-ffs")',
+                          f'from_pretrained("vgz/styleinv-ffs", cache_dir={str(tmp_path / "hub")!r})')
     monkeypatch.chdir(tmp_path)
     Image.fromarray((np.random.default_rng(0).random([40, 40, 3]) * 255).astype(np.uint8)).save("photo.png")
     # The tiny model's latents are 32 wide and its motion codes 8, with a code every 4 frames (8 reach 21 frames).

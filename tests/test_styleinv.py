@@ -21,7 +21,7 @@ from vgz.encoders.styleinv import ModulatedEncoder, ModulatedEncoderConfig
 from vgz.generators.styleinv import TemporalStyle, TemporalStyleConfig
 from vgz.pipelines import StyleInVPipeline, VideoPipeline
 
-ATOL = 1e-5
+ATOL = 1e-4  # batch and chunk shapes round differently in float32; distinct frames differ by > 1e-3
 
 
 def _vgz(*args: str, **kwargs) -> subprocess.CompletedProcess:
