@@ -1,6 +1,6 @@
 """The ``styleinv`` recipe: StyleInV's temporal style and modulated encoder, trained against a frozen StyleGAN2.
 
-    vgz train --recipe stylegan2 --data videos/ --num-frames 1 ...          # 1. the image generator
+    vgz train --recipe stylegan2 --data videos/ ...                          # 1. the image generator
     vgz train --recipe psp --generator runs/g/pipeline --encoder-type psp-w  # 2. its pSp W encoder
     vgz train --recipe styleinv --encoder runs/psp/pipeline --data videos/   # 3. StyleInV
 
@@ -211,6 +211,7 @@ class StyleInVRecipe(GANRecipe):
             input_size=s.img_resolution, w_dim=s.w_dim, style_dim=s.w_dim, adain_mode=cfg.adain_mode,
             normalize_adain=cfg.normalize_adain, lr_multiplier=cfg.encoder_lr_multiplier))
         encoder.load_psp_encoder(self.psp_encoder.state_dict())
+        encoder.channels_last = False  # weights must not change layout once DDP has bucketed their gradients
         D = StyleGANVDiscriminator(StyleGANVDiscriminatorConfig(
             c_dim=0, img_resolution=cfg.resolution, img_channels=img_channels, channel_base=cfg.channels,
             channel_max=cfg.channel_max, num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp,
