@@ -257,6 +257,9 @@ def test_style_transfer_fine_tune_renders_the_same_latents_in_a_new_style(folder
     assert (plain - styled).abs().mean() > 1e-4
     with pytest.raises(ValueError, match="stylized=True needs a stylized_synthesis"):
         source(1, 2, stylized=True)
+    out = _vgz("generate", str(run), "--stylized", "-n", "4", "-o", str(tmp_path / "styled.mp4"), "--lossless", "-q")
+    assert out.returncode == 0, out.stderr
+    assert torch.equal(vgz.read_video(tmp_path / "styled.mp4")[0], (styled[0] * 255).round().to(torch.uint8))
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         vgz.create("pipeline", "styleganv", preset="tiny")(1, 2, stylized=True)
 
