@@ -20,7 +20,7 @@ from safetensors import safe_open
 import vgz
 from official_format import _install_fake_persistence_module, dump_snapshot, omegaconf_child, omegaconf_tree, state_tree
 from vgz.conversion.stylegan2_ada import ConversionError
-from vgz.conversion.styleinv import convert_styleinv, styleinv_configs
+from vgz.conversion.styleinv import convert_styleinv, styleinv_configs, styleinv_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -137,7 +137,7 @@ def test_discriminator_logits_equal_the_official(pipe):
 def test_snapshot_variants_and_refusals(tmp_path):
     # SI alone (no EMA copy) converts too.
     (tmp_path / "si.pkl").write_bytes(styleinv_snapshot(keys=("G", "SI")))
-    pipe = vgz.VideoPipeline.from_pretrained(convert_styleinv(tmp_path / "si.pkl", tmp_path / "si"))
+    pipe = styleinv_pipeline(tmp_path / "si.pkl")
     assert pipe.discriminator is None and pipe.config.fps == 30 and pipe.config.input_residual
     # A pSp-stage pickle is pointed to its own converter.
     (tmp_path / "psp.pkl").write_bytes(dump_snapshot({"pSp": 1, "G": 2}))
