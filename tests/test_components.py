@@ -50,6 +50,7 @@ EXPECTED_SHAPES = {
     ("encoder", "psp-w"): (2, 32),
     ("motion", "styleinv"): (2, 3, 32),
     ("encoder", "styleinv"): (2, 3, 32),
+    ("motion", "stylevideogan"): (2, 5, 6, 32),
 }
 
 

@@ -73,6 +73,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.generators.stylegan2",
     "vgz.generators.styleganv",
     "vgz.generators.styleinv",
+    "vgz.generators.stylevideogan",
     "vgz.discriminators.stylegan2",
     "vgz.discriminators.styleganv",
     "vgz.encoders.psp",

@@ -1,0 +1,125 @@
+"""StyleVideoGAN's motion generator (Fox et al., BMVC 2021): W+ trajectories from a GRU stack.
+
+Kind ``motion``, name ``stylevideogan``. StyleVideoGAN never renders frames while training: its
+generator emits sequences of W+ latents of a frozen StyleGAN2, one per step::
+
+    i ~ N(0, I)^z_dim                      content code          s_k ~ N(0, I)^z_dim, one per step after the first
+    (h_0, h_1, h_2) = H(i), h_3 = i        initial memories of the stack of 4 GRU cells P
+    h_{k+1} = P(s_k, h_k)                  cell 0 reads s_k, cell j reads cell j-1's new state
+    l_k = h_{k,3}  (so l_0 = i)            the top cell's state, z_dim wide
+    w_k[n] = A_n(T(l_k))                   T: an MLP z_dim -> w_dim, A_n: one affine map per W+ layer
+
+The paper fixes the 4 cells, ``i``, ``s_k`` and ``l_k`` in R^32, the top cell starting from ``i``,
+T's output of 512 and one affine map per W+ layer; it leaves the other sizes open
+(docs/notes/stylevideogan-paper.md, section 7). vgz's choices, all configurable: hidden cells of 256
+(wide enough for the memory of a 25-step window, small next to the 9216-d output), H and T as
+equalized-lr lrelu MLPs of 2 and 4 layers (T like StyleGAN's mapping network, as the paper likens it),
+and ``l_k`` as the top cell's state (which makes ``l_0 = i``, both 32-d). Recurrent, so it runs for any
+number of steps; :meth:`MotionGenerator.forward` returns its state (``return_state=True``) so that a long trajectory streams
+chunk by chunk and equals the same trajectory made at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vgz.configs import ComponentConfig, config_field
+from vgz.layers import FullyConnectedLayer
+from vgz.modeling import ModelMixin
+from vgz.registry import register
+
+__all__ = ["MotionGeneratorConfig", "MotionGenerator"]
+
+
+@dataclass
+class MotionGeneratorConfig(ComponentConfig):
+    """Config of :class:`MotionGenerator` (the paper's sizes where it gives them)."""
+
+    z_dim: int = config_field(32, min=1, help="size of i, of each s_k and of l_k (paper: 32)")
+    hidden_dim: int = config_field(256, min=1, help="hidden size of GRU cells 0-2 (open in the paper)")
+    h_layers: int = config_field(2, min=1, help="layers of the MLP H: i -> initial memories of cells 0-2")
+    t_layers: int = config_field(4, min=1, help="layers of the MLP T: l_k -> R^w_dim")
+    w_dim: int = config_field(512, min=1, help="the StyleGAN2's w size")
+    num_ws: int = config_field(18, min=1, help="W+ layers of the StyleGAN2 (18 at 1024x1024, 14 at 256x256)")
+    lr_multiplier: float = config_field(1.0, min=1e-8, help="lr multiplier of H's and T's layers")
+
+    presets = {
+        "paper": {},
+        "paper256": {"num_ws": 14},
+        "tiny": {"z_dim": 8, "hidden_dim": 16, "t_layers": 2, "w_dim": 32, "num_ws": 6},
+    }
+
+
+def _mlp(dims: list[int], lr_multiplier: float) -> nn.Sequential:
+    return nn.Sequential(*(FullyConnectedLayer(a, b, activation="lrelu", lr_multiplier=lr_multiplier)
+                           for a, b in zip(dims[:-1], dims[1:])))
+
+
+@register("motion", "stylevideogan")
+class MotionGenerator(ModelMixin):
+    """StyleVideoGAN's generator: ``i [B, z_dim]`` and ``s [B, T - 1, z_dim]`` -> W+ trajectories ``[B, T, num_ws, w_dim]``."""
+
+    config_class = MotionGeneratorConfig
+
+    def __init__(self, config: MotionGeneratorConfig | None = None, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        cfg: MotionGeneratorConfig = self.config
+        self.H = _mlp([cfg.z_dim] * cfg.h_layers + [3 * cfg.hidden_dim], cfg.lr_multiplier)
+        sizes = [cfg.hidden_dim] * 3 + [cfg.z_dim]
+        self.P = nn.ModuleList(nn.GRUCell(inp, hid) for inp, hid in zip([cfg.z_dim] + sizes[:-1], sizes))
+        self.T = _mlp([cfg.z_dim] + [cfg.w_dim] * cfg.t_layers, cfg.lr_multiplier)
+        # One affine map per W+ layer, stored together: affine_weight[n] maps T's output to layer n.
+        self.affine_weight = nn.Parameter(torch.randn([cfg.num_ws, cfg.w_dim, cfg.w_dim]) / cfg.w_dim ** 0.5)
+        self.affine_bias = nn.Parameter(torch.zeros([cfg.num_ws, cfg.w_dim]))
+
+    def initial_state(self, i: torch.Tensor) -> list[torch.Tensor]:
+        """The GRU memories at step 0: ``H(i)`` for cells 0-2, ``i`` itself for the top cell."""
+        cfg = self.config
+        if i.ndim != 2 or i.shape[1] != cfg.z_dim:
+            raise ValueError(f"i must be [batch, {cfg.z_dim}], got {tuple(i.shape)}")
+        return [*self.H(i).split(cfg.hidden_dim, dim=1), i]
+
+    def to_ws(self, l: torch.Tensor) -> torch.Tensor:
+        """``l [B, T, z_dim]`` -> W+ latents ``[B, T, num_ws, w_dim]``."""
+        x = rearrange(self.T(rearrange(l, "b t d -> (b t) d")), "(b t) d -> b t d", b=l.shape[0])
+        return torch.einsum("btd,nod->btno", x, self.affine_weight) + self.affine_bias
+
+    def forward(self, i: torch.Tensor, s: torch.Tensor, state: list[torch.Tensor] | None = None,
+                return_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Trajectories (and, with ``return_state``, the state they end in).
+
+        Args:
+            i: ``[B, z_dim]`` content codes.
+            s: ``[B, K, z_dim]`` step noise: K steps after the first (``T = K + 1`` latents), or, when
+                continuing from ``state``, K more steps (``T = K`` latents).
+            state: the memories a previous call returned, to continue its trajectory.
+
+        Returns:
+            ``ws [B, T, num_ws, w_dim]``, or ``(ws, state)`` with ``return_state``.
+        """
+        cfg = self.config
+        if s.ndim != 3 or s.shape[0] != i.shape[0] or s.shape[2] != cfg.z_dim:
+            raise ValueError(f"s must be [{i.shape[0]}, steps, {cfg.z_dim}], got {tuple(s.shape)}")
+        fresh = state is None
+        h = self.initial_state(i) if fresh else list(state)
+        ls = [h[-1]] if fresh else []  # l_0 = i
+        for k in range(s.shape[1]):
+            x = s[:, k]
+            for j, cell in enumerate(self.P):
+                h[j] = cell(x, h[j])
+                x = h[j]
+            ls.append(h[-1])
+        if not ls:
+            raise ValueError("no steps: pass s with at least one step to continue a trajectory")
+        ws = self.to_ws(torch.stack(ls, dim=1))
+        return (ws, h) if return_state else ws
+
+    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:
+        cfg = self.config
+        return {"i": torch.randn([batch_size, cfg.z_dim], generator=generator),
+                "s": torch.randn([batch_size, 4, cfg.z_dim], generator=generator)}
