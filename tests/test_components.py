@@ -51,6 +51,7 @@ EXPECTED_SHAPES = {
     ("motion", "styleinv"): (2, 3, 32),
     ("encoder", "styleinv"): (2, 3, 32),
     ("motion", "stylevideogan"): (2, 5, 6, 32),
+    ("discriminator", "stylevideogan"): (2,),
 }
 
 

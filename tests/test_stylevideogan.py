@@ -41,3 +41,20 @@ def test_registered_with_the_papers_sizes():
     assert (cfg.z_dim, cfg.w_dim, cfg.num_ws) == (32, 512, 18)
     net = MotionGenerator(MotionGeneratorConfig.from_preset("tiny"))
     assert [cell.hidden_size for cell in net.P] == [16, 16, 16, 8]  # the top cell holds i
+
+
+def test_critic_scores_windows_and_refuses_other_lengths():
+    from vgz.discriminators.stylevideogan import Critic, CriticConfig
+
+    assert CriticConfig().conv_length == 3  # 25 -> 12 -> 6 -> 3 (DCGAN convs, stride 2)
+    torch.manual_seed(0)
+    critic = Critic(CriticConfig.from_preset("tiny")).eval()
+    ws = torch.randn([3, 9, 6, 32])
+    scores = critic(ws)
+    assert scores.shape == (3,)
+    shuffled = ws[:, torch.randperm(9, generator=torch.Generator().manual_seed(0))]
+    assert (critic(shuffled) - scores).abs().max() > 1e-4  # the order of the steps matters
+    with pytest.raises(ValueError, match=r"windows of 9 W\+ steps"):
+        critic(ws[:, :8])
+    with pytest.raises(vgz.ConfigError, match="window"):
+        CriticConfig(window=3)

@@ -76,6 +76,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.generators.stylevideogan",
     "vgz.discriminators.stylegan2",
     "vgz.discriminators.styleganv",
+    "vgz.discriminators.stylevideogan",
     "vgz.encoders.psp",
     "vgz.encoders.styleinv",
     "vgz.pipelines.styleganv",
