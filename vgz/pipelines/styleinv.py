@@ -57,16 +57,18 @@ def _load_images(image: Any) -> torch.Tensor:
     (or a list of such) -> uint8 ``[N, 3, H, W]``."""
     if isinstance(image, (list, tuple)):
         return torch.cat([_load_images(i) for i in image])
+    from vgz.data.frame_folder import image_to_rgb8
+
     if isinstance(image, (str, os.PathLike)):
         from PIL import Image
 
         try:
             with Image.open(image) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError) as exc:
+                image = image_to_rgb8(opened, where=str(image))  # 16-bit and palette images as frame folders read them
+        except OSError as exc:
             raise ValueError(f"{image}: not a readable image ({exc})") from None
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
-        image = np.asarray(image.convert("RGB"))
+        image = image_to_rgb8(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (1, 3) or image.dtype != np.uint8:
             raise ValueError(f"an image array must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
@@ -164,7 +166,7 @@ class StyleInVPipeline(StyleGANVPipeline):
 
     def _content(self, ws: torch.Tensor, noise_mode: str, generator: Any, batch_size: int,  # type: ignore[override]
                  stylized: bool = False) -> dict[str, Any]:
-        """Per video, once: ``w0``, the offset base, the encoder's features of ``x0 = G(w0)`` and the
+        """Per video, once: ``w0``, the encoder's features of ``x0 = G(w0)`` and the
         synthesis that renders the frames (``stylized``: the style-transfer fine-tune's)."""
         if stylized and self.stylized_synthesis is None:
             raise ValueError("stylized=True needs a stylized_synthesis (a style-transfer fine-tune of the generator: "
@@ -175,9 +177,7 @@ class StyleInVPipeline(StyleGANVPipeline):
             x0 = self.synthesis(ws[b0:b0 + batch_size], noise_mode=noise_mode, generator=noise_generator)
             check_finite_frames(x0.unsqueeze(1), 0, generator, video_offset=b0, num_videos=ws.shape[0])
             prefixes.append(self.encoder.encode_prefix(x0))
-        w0 = ws[:, 0]
-        base = w0 if self.config.input_residual else self.mapping.w_avg.expand_as(w0)
-        return {"w0": w0, "base": base, "prefix": torch.cat(prefixes),
+        return {"w0": ws[:, 0], "prefix": torch.cat(prefixes),
                 "render": self.stylized_synthesis if stylized else self.synthesis}
 
     def _frames(self, t: torch.Tensor, first_frame: int, content: dict[str, Any],  # type: ignore[override]
@@ -187,8 +187,7 @@ class StyleInVPipeline(StyleGANVPipeline):
         num_videos, num_frames, parts = t.shape[0], t.shape[1], []
         for b0 in range(0, num_videos, batch_size):
             b = slice(b0, min(b0 + batch_size, num_videos))
-            ws = self.latents(t[b], content["w0"][b], motion_z[b], prefix=content["prefix"][b],
-                              base=content["base"][b])
+            ws = self.latents(t[b], content["w0"][b], motion_z[b], prefix=content["prefix"][b])
             flat = repeat(ws, "b t d -> (b t) n d", n=self.synthesis.num_ws)
             raw = rearrange(content["render"](flat, noise_mode=noise_mode, generator=noise_generator),
                             "(b t) c h w -> b t c h w", t=num_frames)
@@ -197,20 +196,19 @@ class StyleInVPipeline(StyleGANVPipeline):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def latents(self, t: torch.Tensor, w0: torch.Tensor, motion_z: torch.Tensor, *, x0: torch.Tensor | None = None,
-                prefix: torch.Tensor | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
+                prefix: torch.Tensor | None = None) -> torch.Tensor:
         """Per-frame latents ``w_t = w0 + Enc(x0, s_t)``: ``t [B, T]`` (frames), ``w0 [B, w_dim]``, motion
         noise ``[B, L, z_dim]`` and the first frames ``x0 [B, C, H, W]`` (raw generator output) or their
         :meth:`~vgz.encoders.styleinv.ModulatedEncoder.encode_prefix` features -> ``[B, T, w_dim]``.
 
-        Differentiable (training uses it); ``base`` replaces ``w0`` as the offset's origin.
+        Differentiable. The offsets start from ``w0`` (``config.input_residual``) or the generator's ``w_avg``.
         """
         if prefix is None:
             if x0 is None:
                 raise ValueError("pass x0 (the first frames) or their encoder prefix features")
             prefix = self.encoder.encode_prefix(x0)
         styles = self.motion(t.to(self.device, torch.float32), w0, motion_z=motion_z)
-        if base is None:
-            base = w0 if self.config.input_residual else self.mapping.w_avg.expand_as(w0)
+        base = w0 if self.config.input_residual else self.mapping.w_avg.expand_as(w0)
         return self.encoder.forward_prefix(prefix, styles) + base.unsqueeze(1)
 
     # ----------------------------------------------------------------------------- real images
