@@ -73,9 +73,10 @@ class PSPRecipeConfig(RecipeConfig):
             self.fail("id_weights", "model_ir_se50.pth (ArcFace) when id_lambda > 0")
 
 
-def load_generator(ref: str) -> tuple[nn.Module, nn.Module]:
+def load_generator(ref: str, *, with_pipeline: bool = False) -> tuple[Any, ...]:
     """``(mapping, synthesis)`` of a StyleGAN2 to invert: a ``stylegan2`` or ``psp`` pipeline (folder,
-    run folder or Hub id) or a folder holding ``mapping/`` and ``synthesis/`` component folders."""
+    run folder or Hub id) or a folder holding ``mapping/`` and ``synthesis/`` component folders.
+    ``with_pipeline``: also the pipeline they came from (None for component folders), sharing them."""
     from pathlib import Path
 
     import vgz
@@ -83,6 +84,7 @@ def load_generator(ref: str) -> tuple[nn.Module, nn.Module]:
     from vgz.pipelines.base import VideoPipeline
 
     folder = Path(ref).expanduser()
+    pipe = None
     if (folder / "mapping" / "config.json").is_file() and not (folder / "model_index.json").is_file():
         mapping, synthesis = vgz.load_component(folder / "mapping"), vgz.load_component(folder / "synthesis")
     else:
@@ -94,7 +96,8 @@ def load_generator(ref: str) -> tuple[nn.Module, nn.Module]:
     if synthesis.registry_key() != ("synthesis", "stylegan2") or mapping.registry_key() != ("mapping", "stylegan2"):
         raise ValueError(f"{ref}: expected StyleGAN2 mapping and synthesis networks, found "
                          f"{mapping.registry_key()} and {synthesis.registry_key()}")
-    return mapping.eval().requires_grad_(False), synthesis.eval().requires_grad_(False)
+    mapping, synthesis = mapping.eval().requires_grad_(False), synthesis.eval().requires_grad_(False)
+    return (mapping, synthesis, pipe) if with_pipeline else (mapping, synthesis)
 
 
 @register("recipe", "psp")

@@ -124,7 +124,9 @@ class StyleGAN2Recipe(GANRecipe):
         from vgz.training.recipes.psp import load_generator
 
         cfg = self.config
-        self.source_mapping, self.source_synthesis = load_generator(cfg.transfer)
+        self.source_mapping, self.source_synthesis, pipe = load_generator(cfg.transfer, with_pipeline=True)
+        # A StyleInV source is exported again with the tuned synthesis (make_pipeline).
+        self.source_styleinv = pipe if pipe is not None and pipe.registry_key() == ("pipeline", "styleinv") else None
         s = self.source_synthesis.config
         if s.img_resolution != cfg.resolution or s.img_channels != img_channels:
             raise ValueError(f"{cfg.transfer} renders {s.img_channels}x{s.img_resolution}x{s.img_resolution}, the "
@@ -157,6 +159,8 @@ class StyleGAN2Recipe(GANRecipe):
         if not cfg.transfer:
             return
         self.source_synthesis.to(trainer.device)
+        if self.source_styleinv is not None:
+            self.source_styleinv.to(trainer.device)
         if cfg.perceptual_weight > 0:
             from vgz.training.perceptual import load_lpips
 
@@ -209,27 +213,10 @@ class StyleGAN2Recipe(GANRecipe):
     def make_pipeline(self, G: nn.Module) -> Any:
         from vgz.pipelines.stylegan2 import StyleGAN2Pipeline
 
-        if self.config.transfer:
-            styleinv = self._styleinv_source()
-            if styleinv is not None:  # the StyleInV model, moving in the new style
-                return type(styleinv)(styleinv.config, **{**styleinv.components, "stylized_synthesis": G.synthesis})
+        styleinv = getattr(self, "source_styleinv", None)
+        if styleinv is not None:  # the StyleInV model, moving in the new style
+            return type(styleinv)(styleinv.config, **{**styleinv.components, "stylized_synthesis": G.synthesis})
         return StyleGAN2Pipeline(mapping=G.mapping, synthesis=G.synthesis)
-
-    def _styleinv_source(self) -> Any:
-        if not hasattr(self, "_source_pipeline"):
-            from pathlib import Path
-
-            from vgz.hub import model_folder
-            from vgz.pipelines.base import VideoPipeline
-
-            ref, self._source_pipeline = self.config.transfer, None
-            folder = Path(ref).expanduser()
-            if not (folder / "mapping" / "config.json").is_file() or (folder / "model_index.json").is_file():
-                pipe = VideoPipeline.from_pretrained(model_folder(ref) if folder.is_dir() else ref)
-                if pipe.registry_key() == ("pipeline", "styleinv"):  # sharing the frozen source networks
-                    pipe.mapping, pipe.synthesis = self.source_mapping, self.source_synthesis
-                    self._source_pipeline = pipe.to(next(self.source_synthesis.parameters()).device)
-        return self._source_pipeline
 
     def sample(self, pipeline: Any, seeds: list[int], num_frames: int) -> torch.Tensor:
         if pipeline.registry_key() == ("pipeline", "styleinv"):
