@@ -1,12 +1,25 @@
-"""StyleVideoGAN (issue 17, in progress): the GRU motion generator in W+."""
+"""StyleVideoGAN: the GRU motion generator in W+, its critic and losses, the offset trick, the pipeline,
+and training on latents that `vgz invert` wrote (real mp4 files, the real command line)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 import vgz
 from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig
+from vgz.pipelines import VideoPipeline
+from vgz.pipelines.stylevideogan import StyleVideoGANPipeline
+
+
+def _vgz(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vgz", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +119,189 @@ def test_gradient_angle_penalty_on_a_linear_case_with_known_angles():
     gap.normalized_distance(torch.zeros_like(diff), diff)
     torch.testing.assert_close(gap.running_mean, 0.01 * diff.mean(0))
     assert set(gap.state_dict()) == {"running_mean", "running_var"}
+
+
+# ----------------------------------------------------------------------------- the offset trick and the pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe() -> StyleVideoGANPipeline:
+    """A tiny pipeline whose subject PCA is fitted to its own trajectories: their W+ lie in the 32-d affine
+    image of the per-layer maps (T's output is 32-d), which 32 components hold exactly."""
+    torch.manual_seed(0)
+    pipe = StyleVideoGANPipeline.from_preset("tiny")
+    pipe.motion.fit_subject(list(pipe.latents(16, 40, generator=100)))
+    return pipe
+
+
+def test_offset_trick_moves_a_trajectory_onto_a_new_subject(pipe):
+    motion = pipe.motion
+    basis = motion.subject_basis.flatten(1)
+    torch.testing.assert_close(basis @ basis.T, torch.eye(32), atol=1e-5, rtol=0)
+    # A new subject: the training subject in the state w_0(i_true), plus an identity orthogonal to its PCA.
+    g = torch.Generator().manual_seed(5)
+    i_true, s = torch.randn([2, 8], generator=g), torch.randn([2, 64, 8], generator=g)
+    with torch.no_grad():
+        motion_true = motion(i_true, s[:, :24])  # [2, 25, 6, 32]
+    identity = torch.randn([2, 6 * 32], generator=g)
+    identity = (identity - identity @ basis.T @ basis).view(2, 6, 32)
+    w_new = motion_true[:, 0] + identity
+    torch.testing.assert_close(motion.project_subject(w_new), motion_true[:, 0], atol=1e-5, rtol=0)
+    # From another content code, the start is fitted: the first frame is the new subject's state, the
+    # motion the generator's from there, moved by the identity.
+    i_other = torch.randn([2, 8], generator=g)
+    moved = pipe.latents(2, 25, z=i_other, motion_z=s, identity=w_new)
+    torch.testing.assert_close(moved[:, 0], w_new, atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved, motion_true + identity.unsqueeze(1), atol=1e-4, rtol=0)
+    # The paper's plain shift keeps the sampled start (its first frame is w_0 + Delta, another state)...
+    shifted = pipe.latents(2, 25, z=i_other, motion_z=s, identity=w_new, fit_start=False)
+    with torch.no_grad():
+        own = motion(i_other, s[:, :24])
+    torch.testing.assert_close(shifted, own + identity.unsqueeze(1), atol=1e-4, rtol=0)
+    assert (shifted[:, 0] - w_new).abs().amax() > 0.1
+    # ...and the naive ablation moves the sampled start onto w_new with the whole difference.
+    naive = pipe.latents(2, 25, z=i_other, motion_z=s, identity=w_new, offset="naive")
+    torch.testing.assert_close(naive, own + (w_new - own[:, 0]).unsqueeze(1), atol=1e-5, rtol=0)
+    # Subjects as W (repeated over the layers) and one for every video; bad requests name the problem.
+    one = pipe.latents(3, 4, generator=0, identity=w_new[0, 0], fit_start=False)
+    torch.testing.assert_close(one[:, 0] - pipe.latents(3, 4, generator=0)[:, 0],
+                               (w_new[0, 0] - motion.project_subject(w_new[0, 0].expand(6, -1))).expand(3, -1, -1),
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="offset must be one of 'pca', 'naive'"):
+        pipe.latents(1, 4, generator=0, identity=w_new[:1], offset="pcaa")
+    with pytest.raises(ValueError, match="2 subjects for 3 videos"):
+        pipe.latents(3, 4, generator=0, identity=w_new)
+    fresh = StyleVideoGANPipeline.from_preset("tiny")
+    with pytest.raises(ValueError, match="no PCA of its training subject"):
+        fresh.latents(1, 4, generator=0, identity=w_new[:1])
+    with pytest.warns(UserWarning, match="no pSp encoder"):
+        pipe.latents(1, 4, generator=0, identity=7)
+
+
+def test_pipeline_streams_any_length_and_rate_and_renders_its_latents(pipe, tmp_path):
+    out = pipe(2, 30, generator=0)
+    assert out.frames.shape == (2, 30, 3, 16, 16) and out.fps == 25
+    # Chunks carry the GRU state: a stream equals one call, and a longer video extends a shorter one.
+    streamed = torch.cat([c.frames for c in pipe.stream(2, 30, generator=0, chunk_size=7)], dim=1)
+    torch.testing.assert_close(streamed, out.frames, atol=1e-6, rtol=0)
+    torch.testing.assert_close(pipe(2, 100, generator=0, chunk_size=33).frames[:, :30], out.frames, atol=1e-6, rtol=0)
+    # The frames are the latents rendered; 2x the rate is the same motion with W+ interpolated between steps.
+    ws = pipe.latents(2, 30, generator=0)
+    rendered = pipe.synthesis(ws.flatten(0, 1), noise_mode="const")
+    torch.testing.assert_close(((rendered + 1) / 2).clamp(0, 1), out.frames.flatten(0, 1), atol=1e-5, rtol=0)
+    slow = pipe(2, 59, fps=50, generator=0)
+    torch.testing.assert_close(slow.frames[:, ::2], out.frames, atol=1e-5, rtol=0)
+    halfway = pipe.synthesis((ws[:, :1] + ws[:, 1:2]).flatten(0, 1) / 2, noise_mode="const")
+    torch.testing.assert_close(slow.frames[:, 1], ((halfway + 1) / 2).clamp(0, 1), atol=1e-5, rtol=0)
+    # Backwards timestamps restart the trajectory and still give the same frames.
+    back = pipe(2, timestamps=[1.16, 0.0, 0.4], generator=0)
+    torch.testing.assert_close(back.frames[:, [1, 2, 0]], out.frames[:, [0, 10, 29]], atol=1e-5, rtol=0)
+    # Grids: content code per row, step noise per column.
+    grid = pipe.content_motion_grid([0, 1], [0, 1], num_frames=6)
+    torch.testing.assert_close(grid.frames[0], out.frames[0, :6], atol=1e-6, rtol=0)
+    torch.testing.assert_close(grid.frames[3], out.frames[1, :6], atol=1e-6, rtol=0)
+    # Saved and loaded with its PCA; the components must fit.
+    pipe.save_pretrained(tmp_path / "svg")
+    loaded = VideoPipeline.from_pretrained(tmp_path / "svg")
+    assert isinstance(loaded, StyleVideoGANPipeline) and int(loaded.motion.subject_frames) == 640
+    torch.testing.assert_close(loaded(2, 30, generator=0).frames, out.frames, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="motion generator emits 18 ws of 32, the synthesis takes 6"):
+        StyleVideoGANPipeline(mapping=pipe.mapping, synthesis=pipe.synthesis, motion=MotionGenerator(
+            MotionGeneratorConfig.from_preset("tiny", num_ws=18)))
+    with pytest.raises(ValueError, match="unconditional"):
+        pipe(1, 4, c=[0])
+
+
+# ----------------------------------------------------------------------------- training on `vgz invert` latents
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory) -> Path:
+    """`vgz invert` of three 40-frame mp4 files and one of 6 frames (shorter than the tiny window of 9),
+    with a tiny pSp pipeline (a 16x16 StyleGAN2, 6 ws of 32)."""
+    root = tmp_path_factory.mktemp("stylevideogan")
+    shapes = vgz.create("dataset", "synthetic-shapes", resolution=32, num_videos=4, num_frames=40)
+    (root / "videos").mkdir()
+    for k, length in enumerate((40, 40, 40, 6)):
+        vgz.export_video(shapes.read_frames(k, range(length)), root / "videos" / f"take{k}.mp4", fps=25)
+    torch.manual_seed(0)
+    vgz.create("pipeline", "psp", preset="tiny").save_pretrained(root / "psp")
+    out = _vgz("invert", str(root / "psp"), "--data", str(root / "videos"), "--out", str(root / "latents"), "-q")
+    assert out.returncode == 0, out.stderr
+    return root / "latents"
+
+
+def _train(latents: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
+    return _vgz("train", "--recipe", "stylevideogan", "--preset", "tiny", "--data", str(latents), "--outdir", str(run),
+                "--num-workers", "0", "--progress", "false", "--log-every", "2", *extra)
+
+
+def test_trains_on_inverted_latents_resumes_and_generates_ten_windows(latents, tmp_path):
+    from safetensors.torch import load_file
+
+    from vgz.data.video import read_video
+
+    run = tmp_path / "run"
+    out = _train(latents, run, "--steps", "4", "--checkpoint-every", "2", "--sample-every", "4")
+    assert out.returncode == 0, out.stderr
+    assert "3 videos" in out.stdout and "skipped 1 of 4 videos" in out.stderr and "6 frames, shorter than the 9" \
+        in out.stderr
+    last = [json.loads(line) for line in (run / "logs" / "stats.jsonl").read_text().splitlines()][-1]
+    assert {"loss/D/wasserstein", "loss/D/gp", "loss/G/adv", "loss/G/gap", "gap/phi", "lr/G", "lr/D"} <= set(last)
+    assert all(np.isfinite(v) for v in last.values() if isinstance(v, float))
+    assert (run / "samples" / "step-00000004.mp4").is_file()  # the trajectories rendered
+    # The GAP's running statistics are checkpointed with G; the subject's PCA with the motion generator.
+    G = load_file(str(run / "checkpoints" / "step-00000004" / "G.safetensors"))
+    assert G["gap.running_mean"].abs().sum() > 0 and int(G["motion.subject_frames"]) == 120
+    pipe = VideoPipeline.from_pretrained(run / "pipeline")
+    assert isinstance(pipe, StyleVideoGANPipeline) and pipe.encoder is not None and pipe.config.fps == 25
+    resumed = _train(latents, run, "--steps", "6", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "steps from step 4" in resumed.stdout and "done: step 6" in resumed.stdout
+    # 250 frames, ten times the paper's window, streamed to an mp4; a subject moved by the offset trick.
+    out = _vgz("generate", str(run), "-n", "250", "--seeds", "0-1", "-o", str(tmp_path / "long.mp4"), "-q")
+    assert out.returncode == 0, out.stderr
+    video, fps = read_video(tmp_path / "long.mp4")
+    assert video.shape == (250, 3, 16, 32) and fps == 25
+    out = _vgz("generate", str(run), "-n", "20", "--identity", "3", "-o", str(tmp_path / "moved.mp4"), "-q")
+    assert out.returncode == 0, out.stderr
+    assert read_video(tmp_path / "moved.mp4")[0].shape == (20, 3, 16, 16)
+    frame = vgz.read_video(tmp_path / "long.mp4")[0][0, :, :, :16].permute(1, 2, 0).numpy()
+    from PIL import Image
+
+    Image.fromarray(frame).save(tmp_path / "photo.png")
+    out = _vgz("generate", str(run), "-n", "20", "--image", str(tmp_path / "photo.png"), "--offset", "naive", "--grid",
+               "-o", str(tmp_path / "photo.mp4"))
+    assert out.returncode != 0 and "cannot be combined with --grid" in out.stderr
+    out = _vgz("generate", str(run), "-n", "20", "--image", str(tmp_path / "photo.png"), "--offset", "naive",
+               "--seeds", "0-1", "-o", str(tmp_path / "photo.mp4"), "-q")
+    assert out.returncode == 0, out.stderr
+    assert read_video(tmp_path / "photo.mp4")[0].shape == (20, 3, 16, 32)
+
+
+def test_recipe_settings_and_data_errors(latents, tmp_path):
+    recipe = vgz.create("recipe", "stylevideogan", preset="paper")
+    cfg = recipe.config
+    assert (cfg.num_frames, cfg.lambda_gp, cfg.lambda_gap, cfg.ema_momentum, cfg.epochs, cfg.z_dim) == \
+        (25, 50.0, 100.0, 0.995, 350.0, 32)
+    assert (cfg.lr_g, tuple(cfg.betas), cfg.n_critic, cfg.batch_size) == (1e-4, (0.0, 0.9), 5, 64)
+    assert recipe.ema_beta(0) == 0.995 and recipe.ema_beta(25 * 64) == 1.0  # EMA per generator update
+    # Videos (not latents), a window longer than every sequence, and a generator of another latent shape.
+    out = _train("synthetic:shapes", tmp_path / "r1", "--steps", "1")
+    assert out.returncode == 1 and "must be a latent folder written by vgz invert" in out.stderr
+    out = _train(latents, tmp_path / "r2", "--steps", "1", "--num-frames", "41")
+    assert out.returncode == 1 and "shorter than the 41" in out.stderr and "Traceback" not in out.stderr
+    from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
+    from vgz.pipelines.stylegan2 import StyleGAN2Pipeline
+
+    synthesis = SynthesisNetwork(SynthesisConfig.from_preset("tiny", w_dim=16))
+    other = StyleGAN2Pipeline(mapping=MappingNetwork(MappingConfig.from_preset("tiny", w_dim=16)), synthesis=synthesis)
+    other.save_pretrained(tmp_path / "g16")
+    out = _train(latents, tmp_path / "r3", "--steps", "1", "--generator", str(tmp_path / "g16"))
+    assert out.returncode == 1 and "latents are W+ [6, 32], the generator takes [6, 16]" in out.stderr
+    # One epoch is every window of 9 steps once: 3 x 32 windows in batches of 8.
+    from vgz.data.datasets import open_dataset
+
+    tiny = vgz.create("recipe", "stylevideogan", preset="tiny")
+    dataset = open_dataset(latents, sampling=tiny.sampling())
+    assert tiny.windows(dataset) == 96 and tiny.default_steps(dataset) == 20 * 12

@@ -36,6 +36,7 @@ _LAZY = {
     "VideoPipelineOutput": "vgz.pipelines",
     "StyleGANVPipeline": "vgz.pipelines",
     "StyleInVPipeline": "vgz.pipelines",
+    "StyleVideoGANPipeline": "vgz.pipelines",
     "export_video": "vgz.data.video",
     "read_video": "vgz.data.video",
     "tile_videos": "vgz.data.video",
@@ -52,7 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from vgz.configs import ComponentConfig, ConfigError, config_field
     from vgz.data.video import VideoWriter, export_video, read_video, tile_videos
     from vgz.modeling import ModelMixin, WeightsError, load_component
-    from vgz.pipelines import StyleGANVPipeline, StyleInVPipeline, VideoPipeline, VideoPipelineOutput
+    from vgz.pipelines import (StyleGANVPipeline, StyleInVPipeline, StyleVideoGANPipeline, VideoPipeline,
+                               VideoPipelineOutput)
     from vgz.registry import (
         DuplicateComponentError,
         UnknownComponentError,

@@ -83,6 +83,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.pipelines.stylegan2",
     "vgz.pipelines.psp",
     "vgz.pipelines.styleinv",
+    "vgz.pipelines.stylevideogan",
     "vgz.data.video_folder",
     "vgz.data.frame_folder",
     "vgz.data.shapes",

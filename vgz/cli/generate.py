@@ -38,11 +38,15 @@ def generate_cmd(
     grid: bool = typer.Option(False, "--grid", help="Content/motion grid: row r has seed r's content, column k "
                                                    "seed k's motion."),
     class_id: Optional[int] = typer.Option(None, "--class", help="Class id, for class-conditional models."),
-    image: Optional[Path] = typer.Option(None, "--image", help="Animate this photo (StyleInV models with an "
-                                         "inversion encoder): its inversion is every video's content, each seed a "
-                                         "motion."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Animate this photo (StyleInV and StyleVideoGAN "
+                                         "models with an encoder): its inversion is every video's content "
+                                         "(StyleVideoGAN: its subject), each seed a motion."),
     stylized: bool = typer.Option(False, "--stylized", help="Render with the model's style-transfer fine-tune "
                                   "(StyleInV pipelines with a stylized_synthesis)."),
+    identity: Optional[int] = typer.Option(None, "--identity", help="StyleVideoGAN: move the subject of this seed "
+                                           "(rendered, re-embedded with the model's pSp encoder) by the offset trick."),
+    offset: str = typer.Option("pca", "--offset", help="StyleVideoGAN's offset trick for --identity/--image: pca (the "
+                               "paper's) or naive (its ablation)."),
     noise_mode: str = typer.Option("const", help="Per-pixel noise: const, random or none."),
     chunk_size: int = typer.Option(16, min=1, help="Frames synthesised at once (memory vs speed)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
@@ -73,6 +77,10 @@ def generate_cmd(
         check_number("--truncation-psi", truncation_psi)
     except ValueError as exc:
         fail(str(exc))
+    if offset not in ("pca", "naive"):
+        fail(f"--offset must be pca or naive, got {offset!r}")
+    if image is not None and identity is not None:
+        fail("--image and --identity both name the subject to move; give one")
     if image is not None and grid:
         fail("--image animates one photo; it cannot be combined with --grid (a content/motion grid)")
     if image is not None and not image.is_file():
@@ -103,11 +111,18 @@ def generate_cmd(
     if stylized and getattr(pipe, "stylized_synthesis", None) is None:
         fail(f"{model or ref} has no stylized_synthesis to render with (--stylized): fine-tune one with vgz train "
              "--recipe stylegan2 --preset transfer --transfer MODEL")
+    model_options: dict = {"stylized": True} if stylized else {}
+    moves_subjects = pipe.registry_key()[1] == "stylevideogan"
+    if identity is not None and not moves_subjects:
+        fail(f"{model or ref} is a '{pipe.registry_key()[1]}' pipeline; only StyleVideoGAN pipelines move other "
+             "subjects (--identity)")
+    if moves_subjects and (identity is not None or image is not None):
+        model_options.update(offset=offset, **({"identity": identity} if identity is not None else {}))
     w = None
     if image is not None:
         if not hasattr(pipe, "invert"):
-            fail(f"{model or ref} is a '{pipe.registry_key()[1]}' pipeline; only StyleInV pipelines animate photos "
-                 "(--image)")
+            fail(f"{model or ref} is a '{pipe.registry_key()[1]}' pipeline; only StyleInV and StyleVideoGAN pipelines "
+                 "animate photos (--image)")
         try:
             w = pipe.invert(image)
         except ValueError as exc:
@@ -119,7 +134,7 @@ def generate_cmd(
         jobs = [(Path("video.mp4"), seed_list[:1], False), (Path("grid.mp4"), [s + seed_list[0] for s in range(3)], True)]
     options = dict(num_frames=num_frames, fps=pipe.config.fps if fps is None else fps, slowmo=slowmo,
                    truncation_psi=truncation_psi, noise_mode=noise_mode, class_id=class_id, chunk_size=chunk_size,
-                   batch_size=batch_size, lossless=lossless, quiet=quiet, w=w, stylized=stylized)
+                   batch_size=batch_size, lossless=lossless, quiet=quiet, w=w, model_options=model_options)
     for path, job_seeds, job_grid in jobs:
         _generate_file(pipe, path, job_seeds, job_grid, **options)
     if model is None:
@@ -128,7 +143,7 @@ def generate_cmd(
 
 def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_frames: int, fps: float, slowmo: float,
                    truncation_psi: float, noise_mode: str, class_id: int | None, chunk_size: int, batch_size: int,
-                   lossless: bool, quiet: bool, w=None, stylized: bool = False) -> None:
+                   lossless: bool, quiet: bool, w=None, model_options: dict | None = None) -> None:
     """Write one video (seeds tiled, or a content/motion grid) or, with '{seed}' in ``out``, one per
     seed. Memory is bounded by ``batch_size`` videos and ``chunk_size`` frames, except that every
     frame of a tiled video or grid holds all its cells (and a grid's latents are held for all of them)."""
@@ -144,10 +159,10 @@ def _generate_file(pipe, out: Path, seed_list: list[int], grid: bool, *, num_fra
     if grid and per_seed:
         fail("--grid writes one video; drop '{seed}' from --out")
     generate = dict(fps=fps * slowmo, truncation_psi=truncation_psi, noise_mode=noise_mode, chunk_size=chunk_size,
-                    **({"stylized": True} if stylized else {}))
+                    **(model_options or {}))
     labels = (lambda n: None) if class_id is None else (lambda n: [class_id] * n)
     # An animated photo: its latent is every video's content.
-    content = (lambda n: {}) if w is None else (lambda n: {"w": w.expand(n, -1)})
+    content = (lambda n: {}) if w is None else (lambda n: {"w": w.expand(n, *w.shape[1:])})
     current = out  # the file being written, for error messages
     written: list[Path] = []
     frame_size = None

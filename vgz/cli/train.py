@@ -135,7 +135,7 @@ def train_cmd(
                 cfg = recipe_obj.config
                 resolved = {"recipe": recipe, "preset": preset or "paper", "data": data, "outdir": str(outdir),
                             "recipe_config": cfg.to_dict(), "run": run.to_dict(),
-                            "derived": {**recipe_obj.derived(), "steps": run.total_steps(cfg)}}
+                            "derived": {**recipe_obj.derived(), "steps": run.total_steps(recipe_obj)}}
                 typer.echo(json.dumps(resolved, indent=2))
                 return
             trainer = build_trainer(recipe, data=data, outdir=outdir, preset=preset, overrides=overrides,

@@ -15,14 +15,18 @@ T's output of 512 and one affine map per W+ layer; it leaves the other sizes ope
 (wide enough for the memory of a 25-step window, small next to the 9216-d output), H and T as
 equalized-lr lrelu MLPs of 2 and 4 layers (T like StyleGAN's mapping network, as the paper likens it),
 and ``l_k`` as the top cell's state (which makes ``l_0 = i``, both 32-d). Recurrent, so it runs for any
-number of steps; :meth:`MotionGenerator.forward` returns its state (``return_state=True``) so that a long trajectory streams
-chunk by chunk and equals the same trajectory made at once.
+number of steps; :meth:`MotionGenerator.forward` returns its state (``return_state=True``) so that a
+long trajectory streams chunk by chunk and equals the same trajectory made at once.
+
+The module also keeps the training subject's W+ PCA (buffers ``subject_mean``, ``subject_basis``,
+``subject_frames``; :meth:`MotionGenerator.fit_subject`), which the offset trick projects onto
+(:meth:`MotionGenerator.project_subject`, :class:`~vgz.pipelines.stylevideogan.StyleVideoGANPipeline`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from einops import rearrange
@@ -47,11 +51,13 @@ class MotionGeneratorConfig(ComponentConfig):
     w_dim: int = config_field(512, min=1, help="the StyleGAN2's w size")
     num_ws: int = config_field(18, min=1, help="W+ layers of the StyleGAN2 (18 at 1024x1024, 14 at 256x256)")
     lr_multiplier: float = config_field(1.0, min=1e-8, help="lr multiplier of H's and T's layers")
+    pca_components: int = config_field(32, min=1, help="principal components of the training subject's W+ latents "
+                                                       "kept for the offset trick (paper: 32)")
 
     presets = {
         "paper": {},
         "paper256": {"num_ws": 14},
-        "tiny": {"z_dim": 8, "hidden_dim": 16, "t_layers": 2, "w_dim": 32, "num_ws": 6},
+        "tiny": {"z_dim": 8, "hidden_dim": 16, "t_layers": 2, "w_dim": 32, "num_ws": 6, "pca_components": 32},
     }
 
 
@@ -62,7 +68,7 @@ def _mlp(dims: list[int], lr_multiplier: float) -> nn.Sequential:
 
 @register("motion", "stylevideogan")
 class MotionGenerator(ModelMixin):
-    """StyleVideoGAN's generator: ``i [B, z_dim]`` and ``s [B, T - 1, z_dim]`` -> W+ trajectories ``[B, T, num_ws, w_dim]``."""
+    """StyleVideoGAN's generator: ``i [B, z_dim]``, ``s [B, T - 1, z_dim]`` -> W+ ``[B, T, num_ws, w_dim]``."""
 
     config_class = MotionGeneratorConfig
 
@@ -76,6 +82,11 @@ class MotionGenerator(ModelMixin):
         # One affine map per W+ layer, stored together: affine_weight[n] maps T's output to layer n.
         self.affine_weight = nn.Parameter(torch.randn([cfg.num_ws, cfg.w_dim, cfg.w_dim]) / cfg.w_dim ** 0.5)
         self.affine_bias = nn.Parameter(torch.zeros([cfg.num_ws, cfg.w_dim]))
+        # The training subject's W+ PCA (the offset trick), set by fit_subject from the training latents:
+        # its mean, orthonormal components (zero rows where fewer exist) and the frames it was fitted on.
+        self.register_buffer("subject_mean", torch.zeros([cfg.num_ws, cfg.w_dim]))
+        self.register_buffer("subject_basis", torch.zeros([cfg.pca_components, cfg.num_ws, cfg.w_dim]))
+        self.register_buffer("subject_frames", torch.zeros([], dtype=torch.int64))
 
     def initial_state(self, i: torch.Tensor) -> list[torch.Tensor]:
         """The GRU memories at step 0: ``H(i)`` for cells 0-2, ``i`` itself for the top cell."""
@@ -89,19 +100,10 @@ class MotionGenerator(ModelMixin):
         x = rearrange(self.T(rearrange(l, "b t d -> (b t) d")), "(b t) d -> b t d", b=l.shape[0])
         return torch.einsum("btd,nod->btno", x, self.affine_weight) + self.affine_bias
 
-    def forward(self, i: torch.Tensor, s: torch.Tensor, state: list[torch.Tensor] | None = None,
-                return_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Trajectories (and, with ``return_state``, the state they end in).
-
-        Args:
-            i: ``[B, z_dim]`` content codes.
-            s: ``[B, K, z_dim]`` step noise: K steps after the first (``T = K + 1`` latents), or, when
-                continuing from ``state``, K more steps (``T = K`` latents).
-            state: the memories a previous call returned, to continue its trajectory.
-
-        Returns:
-            ``ws [B, T, num_ws, w_dim]``, or ``(ws, state)`` with ``return_state``.
-        """
+    def codes(self, i: torch.Tensor, s: torch.Tensor, state: list[torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The GRU outputs ``l [B, T, z_dim]`` and the state they end in (see :meth:`forward` for ``s``
+        and ``state``): ``l_0 = i`` then one ``l`` per step."""
         cfg = self.config
         if s.ndim != 3 or s.shape[0] != i.shape[0] or s.shape[2] != cfg.z_dim:
             raise ValueError(f"s must be [{i.shape[0]}, steps, {cfg.z_dim}], got {tuple(s.shape)}")
@@ -116,8 +118,67 @@ class MotionGenerator(ModelMixin):
             ls.append(h[-1])
         if not ls:
             raise ValueError("no steps: pass s with at least one step to continue a trajectory")
-        ws = self.to_ws(torch.stack(ls, dim=1))
+        return torch.stack(ls, dim=1), h
+
+    def forward(self, i: torch.Tensor, s: torch.Tensor, state: list[torch.Tensor] | None = None,
+                return_state: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Trajectories (and, with ``return_state``, the state they end in).
+
+        Args:
+            i: ``[B, z_dim]`` content codes.
+            s: ``[B, K, z_dim]`` step noise: K steps after the first (``T = K + 1`` latents), or, when
+                continuing from ``state``, K more steps (``T = K`` latents).
+            state: the memories a previous call returned, to continue its trajectory.
+
+        Returns:
+            ``ws [B, T, num_ws, w_dim]``, or ``(ws, state)`` with ``return_state``.
+        """
+        l, h = self.codes(i, s, state)
+        ws = self.to_ws(l)
         return (ws, h) if return_state else ws
+
+    # ----------------------------------------------------------------------------- the offset trick
+
+    @torch.no_grad()
+    def fit_subject(self, latents: Iterable[torch.Tensor], *, seed: int = 0) -> int:
+        """Fit the training subject's PCA (``subject_mean``, ``subject_basis``) to W+ latents: an iterable
+        of ``[T, num_ws, w_dim]`` sequences (every frame of the training videos). Returns the frame count.
+
+        W+ is flattened (``num_ws * w_dim`` values per frame) and centred on the mean; the components
+        are the top right singular vectors (randomized SVD, seeded, so refitting gives the same basis).
+        """
+        cfg = self.config
+        frames = []
+        for ws in latents:
+            if ws.ndim != 3 or tuple(ws.shape[1:]) != (cfg.num_ws, cfg.w_dim):
+                raise ValueError(f"latents must be [T, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}")
+            frames.append(ws.reshape(ws.shape[0], -1).to(torch.float32))
+        if not frames:
+            raise ValueError("no latents to fit the subject's PCA to")
+        x = torch.cat(frames).to(self.subject_mean.device)
+        mean = x.mean(dim=0)
+        centred = x - mean
+        k = min(cfg.pca_components, max(x.shape[0] - 1, 0), x.shape[1])
+        basis = torch.zeros([cfg.pca_components, x.shape[1]], device=x.device)
+        if k > 0:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                _, _, v = torch.svd_lowrank(centred, q=min(k + 10, *centred.shape), niter=6)
+            basis[:k] = v[:, :k].T
+        self.subject_mean.copy_(mean.view(cfg.num_ws, cfg.w_dim))
+        self.subject_basis.copy_(basis.view(cfg.pca_components, cfg.num_ws, cfg.w_dim))
+        self.subject_frames.fill_(x.shape[0])
+        return x.shape[0]
+
+    def project_subject(self, ws: torch.Tensor) -> torch.Tensor:
+        """``w' = mean + U U^T (w - mean)``: W+ latents ``[..., num_ws, w_dim]`` projected onto the training
+        subject's PCA subspace (the training subject in the same state)."""
+        if int(self.subject_frames) == 0:
+            raise ValueError("this motion generator has no PCA of its training subject (subject_frames is 0): the "
+                             "offset trick needs one; fit it with fit_subject(training latents)")
+        basis = self.subject_basis.flatten(1)  # [K, num_ws * w_dim]
+        centred = (ws - self.subject_mean).flatten(-2)
+        return (centred @ basis.T @ basis).view_as(ws) + self.subject_mean
 
     def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None) -> dict[str, Any]:
         cfg = self.config

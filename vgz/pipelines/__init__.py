@@ -8,6 +8,7 @@
 from vgz.pipelines.base import MODEL_INDEX, VideoPipeline, VideoPipelineOutput
 from vgz.pipelines.styleganv import StyleGANVPipeline, StyleGANVPipelineConfig
 from vgz.pipelines.styleinv import StyleInVPipeline, StyleInVPipelineConfig
+from vgz.pipelines.stylevideogan import StyleVideoGANPipeline, StyleVideoGANPipelineConfig
 
 __all__ = ["MODEL_INDEX", "VideoPipeline", "VideoPipelineOutput", "StyleGANVPipeline", "StyleGANVPipelineConfig",
-           "StyleInVPipeline", "StyleInVPipelineConfig"]
+           "StyleInVPipeline", "StyleInVPipelineConfig", "StyleVideoGANPipeline", "StyleVideoGANPipelineConfig"]

@@ -117,6 +117,11 @@ class StyleGANVPipeline(VideoPipeline):
 
     # ----------------------------------------------------------------------------- inputs
 
+    @property
+    def content_z_dim(self) -> int:
+        """Size of the content noise ``z`` a call takes (StyleGAN-V: the mapping network's)."""
+        return self.mapping.config.z_dim
+
     def _schedule(self, num_videos: int, num_frames: int | None, fps: float | None, timestamps: Any) -> _Schedule:
         """Validate a request's times without materialising them (a stream of any length stays flat)."""
         if timestamps is not None:
@@ -260,8 +265,8 @@ class StyleGANVPipeline(VideoPipeline):
             z = drawn_z if z is None else z
             motion_z = drawn_motion_z if motion_z is None else motion_z
         z, motion_z = z.to(self.device), motion_z.to(self.device)
-        if z.shape != (num_videos, self.mapping.config.z_dim):
-            raise ValueError(f"z must be [{num_videos}, {self.mapping.config.z_dim}], got {tuple(z.shape)}")
+        if z.shape != (num_videos, self.content_z_dim):
+            raise ValueError(f"z must be [{num_videos}, {self.content_z_dim}], got {tuple(z.shape)}")
         if motion_z.ndim != 3 or motion_z.shape[0] != num_videos:
             raise ValueError(f"motion_z must be [{num_videos}, codes, {self.motion.config.z_dim}], "
                              f"got {tuple(motion_z.shape)}")

@@ -90,6 +90,7 @@ def build_trainer(recipe: str | None = None, *, data: str | None = None, outdir:
             recipe_obj, run = resolve_configs(recipe, preset, overrides, run_overrides)
             preset = preset or "paper"
         cfg = recipe_obj.config
+        recipe_obj.check_data(str(data))
         dataset = open_dataset(data, resolution=cfg.resolution, sampling=recipe_obj.sampling(), xflip=cfg.xflip,
                                seed=run.seed)
     recipe = recipe or record["recipe"]
@@ -153,6 +154,7 @@ def _open_run_data(record: dict[str, Any], saved: Path, data: str | None, recipe
     recorded = str(record["data"])
     expected = (record.get("dataset") or {}).get("fingerprint")
     if data is None or str(data) == recorded:
+        recipe_obj.check_data(recorded)
         try:
             dataset = open_dataset(recorded, **options)
         except (OSError, ValueError) as exc:
@@ -163,6 +165,7 @@ def _open_run_data(record: dict[str, Any], saved: Path, data: str | None, recipe
                           f"{dataset.fingerprint()[:12]}, recorded {expected[:12]}); the run continues on it as it "
                           "is now", UserWarning, stacklevel=3)
         return dataset, None
+    recipe_obj.check_data(str(data))
     dataset = open_dataset(data, **options)
     if not expected:
         raise RunFolderError(f"--data {data}: the run was started on {recorded!r} and its {saved.name} records no "

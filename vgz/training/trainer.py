@@ -76,12 +76,10 @@ class RunConfig(ComponentConfig):
     cpu: bool = config_field(False, help="train on the CPU even when a GPU is present")
     progress: bool = config_field(True, help="show a progress bar")
 
-    def total_steps(self, recipe_config: Any) -> int:
-        """``steps``, or as many as the recipe's ``total_kimg`` of real frames takes."""
-        if self.steps is not None:
-            return self.steps
-        frames_per_step = recipe_config.batch_size * recipe_config.num_frames
-        return math.ceil(recipe_config.total_kimg * 1000 / frames_per_step)
+    def total_steps(self, recipe: Recipe, dataset: Any | None = None) -> int | None:
+        """``steps``, or the recipe's length (:meth:`Recipe.default_steps`: for most, its ``total_kimg``
+        of real frames; None when it depends on a dataset that is not given)."""
+        return self.steps if self.steps is not None else recipe.default_steps(dataset)
 
 
 class Trainer(CheckpointIO):
@@ -128,7 +126,6 @@ class Trainer(CheckpointIO):
             raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of processes ({world}) x "
                              f"batch_gpu ({self.batch_gpu})")
         self.rounds = cfg.batch_size // (world * self.batch_gpu)
-        self.total_steps = self.run.total_steps(cfg)
         #: The run's settings as in config.json (set by :func:`build_trainer`).
         self.settings: dict[str, Any] = {}
         # One process per run folder; the main process holds the lock for all of a DDP run's.
@@ -149,6 +146,8 @@ class Trainer(CheckpointIO):
         self.np_rng = np.random.default_rng([self.run.seed, rank])
         self.z_gen = torch.Generator().manual_seed(self.run.seed * world + rank + 2**31)
 
+        recipe.use_dataset(dataset)
+        self.total_steps = self.run.total_steps(recipe, dataset)
         nets = recipe.build(img_channels=dataset.num_channels, c_dim=dataset.label_dim)
         #: the EMA copy of the recipe's pipeline network (None when the recipe keeps no EMA)
         self.G_ema = copy_generator(nets[recipe.pipeline_network]).to(self.device) if recipe.ema else None

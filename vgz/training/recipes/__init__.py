@@ -20,8 +20,10 @@ from vgz.training.recipes.psp import PSPRecipe, PSPRecipeConfig
 from vgz.training.recipes.stylegan2 import ImageGenerator, StyleGAN2Recipe, StyleGAN2RecipeConfig
 from vgz.training.recipes.styleganv import StyleGANVGenerator, StyleGANVRecipe, StyleGANVRecipeConfig
 from vgz.training.recipes.styleinv import StyleInVGenerator, StyleInVRecipe, StyleInVRecipeConfig
+from vgz.training.recipes.stylevideogan import (StyleVideoGANGenerator, StyleVideoGANRecipe,
+                                                StyleVideoGANRecipeConfig)
 
 __all__ = ["Phase", "RecipeConfig", "Recipe", "copy_generator", "GANRecipeConfig", "GANRecipe",
            "StyleGAN2RecipeConfig", "StyleGAN2Recipe", "ImageGenerator", "StyleGANVRecipeConfig", "StyleGANVRecipe",
            "StyleGANVGenerator", "PSPRecipeConfig", "PSPRecipe", "StyleInVRecipeConfig", "StyleInVRecipe",
-           "StyleInVGenerator"]
+           "StyleInVGenerator", "StyleVideoGANRecipeConfig", "StyleVideoGANRecipe", "StyleVideoGANGenerator"]

@@ -96,6 +96,23 @@ class Recipe:
             return ClipSamplingConfig.from_preset("image", max_num_frames=cfg.max_num_frames)
         return ClipSamplingConfig(num_frames=cfg.num_frames, max_dist=cfg.max_dist, max_num_frames=cfg.max_num_frames)
 
+    def check_data(self, spec: str) -> None:
+        """Refuse data of a kind the recipe cannot train on (``spec`` as given to ``--data``), before it is
+        opened; anything :func:`~vgz.data.datasets.open_dataset` opens by default."""
+
+    def use_dataset(self, dataset: Any) -> None:
+        """Called with the training dataset before :meth:`build` (recipes whose networks or length
+        depend on the data, e.g. a PCA of training latents); nothing by default."""
+
+    def default_steps(self, dataset: Any | None) -> int | None:
+        """Training steps when the run does not set ``steps``: ``total_kimg`` thousand real frames of
+        ``batch_size`` clips of ``num_frames`` (``dataset`` may be None, e.g. for ``--dry-run``; recipes
+        whose length depends on it return None then)."""
+        import math
+
+        cfg = self.config
+        return math.ceil(cfg.total_kimg * 1000 / (cfg.batch_size * cfg.num_frames))
+
     def build(self, *, img_channels: int, c_dim: int) -> dict[str, nn.Module]:
         """The networks to train, by name (``{"G": ..., "D": ...}``), fresh and in training mode."""
         raise NotImplementedError
