@@ -305,3 +305,66 @@ def test_recipe_settings_and_data_errors(latents, tmp_path):
     tiny = vgz.create("recipe", "stylevideogan", preset="tiny")
     dataset = open_dataset(latents, sampling=tiny.sampling())
     assert tiny.windows(dataset) == 96 and tiny.default_steps(dataset) == 20 * 12
+
+
+# ----------------------------------------------------------------------------- evaluation: short and long sets
+
+
+def _pool_detector(kind: str):
+    """A cheap deterministic detector (pooled colours and their changes) in place of I3D/Inception."""
+    from vgz.metrics.features import FeatureDetector
+
+    class Pool(FeatureDetector):
+        feature_dim = 24
+
+        def features(self, x):
+            x = x.float() / 255
+            if kind == "image":
+                return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1).repeat(1, 2)
+            pooled = torch.nn.functional.adaptive_avg_pool2d(x.flatten(0, 1), 2).view(*x.shape[:2], 12)
+            return torch.cat([pooled.mean(1), (pooled[:, 1:] - pooled[:, :-1]).abs().mean(1)], dim=1)
+
+    Pool.kind = kind
+    return Pool()
+
+
+def test_short_and_long_sets_against_the_rendered_embedding(latents, tmp_path):
+    from vgz.data.base import DatasetError
+    from vgz.data.datasets import open_dataset
+    from vgz.metrics import create_metric, evaluate
+    from vgz.metrics.protocol import _clip_seeds, to_uint8
+    from vgz.metrics.windows import real_random_frames, real_windows
+
+    psp = VideoPipeline.from_pretrained(latents.parent / "psp")
+    torch.manual_seed(0)
+    pipe = StyleVideoGANPipeline(mapping=psp.mapping, synthesis=psp.synthesis, motion=MotionGenerator(
+        MotionGeneratorConfig.from_preset("tiny")))
+    # The reference "W+ embedding rendered": windows are consecutive latents of the footage, rendered.
+    data = open_dataset(latents, sampling=vgz.create("recipe", "stylevideogan", preset="tiny").sampling())
+    rendered = data.rendered(pipe.synthesis)
+    clips = torch.cat(list(real_windows(rendered, num_clips=5, window=4, num_workers=0)))
+    every = {(v, o): to_uint8((pipe.synthesis(data.read_latents(v, range(o, o + 4)), noise_mode="const") + 1) / 2)
+             for v in range(data.num_videos) for o in range(data.video_lengths[v] - 3)}
+    near = lambda a, b: (a.int() - b.int()).abs().max() <= 1  # noqa: E731 - batches round differently
+    assert clips.shape == (5, 4, 3, 16, 16) and all(any(near(c, w) for w in every.values()) for c in clips)
+    frames = torch.cat(list(real_random_frames(rendered, num_frames=7, num_workers=0)))
+    assert frames.shape == (7, 3, 16, 16) and rendered.fingerprint() != data.fingerprint()
+    with pytest.raises(DatasetError, match="made for the generator"):
+        data.rendered(StyleVideoGANPipeline.from_preset("tiny").synthesis)
+    # Long clips are a long video cut back to back; FID frames are frames of the same videos.
+    long = create_metric("fvd_long", window=5, num_fake=6, windows_per_video=3)
+    fake = torch.cat(list(long.fake_samples(pipe, seed=0, batch_size=2)))
+    videos = to_uint8(pipe(2, 15, generator=_clip_seeds(0, 0, 2)).frames)
+    # (window by window, each over the batch's videos)
+    torch.testing.assert_close(fake, videos.view(2, 3, 5, 3, 16, 16).transpose(0, 1).reshape(6, 5, 3, 16, 16),
+                               atol=1, rtol=0)
+    fid = create_metric("fid_long", num_fake=6, num_videos=2, video_frames=15)
+    assert all(any(near(f, g) for g in videos.flatten(0, 1)) for f in torch.cat(list(fid.fake_samples(pipe, seed=0))))
+    # End to end against the rendered embedding and against the original footage.
+    for reference in (latents, latents.parent / "videos"):
+        report = evaluate(pipe, str(reference), ["fvd_short", "fvd_long", "fid_short", "fid_long"],
+                          detectors=[_pool_detector("video"), _pool_detector("image")], num_videos=4, cache_dir=False,
+                          progress=False, num_workers=0)
+        assert set(report.results) == {"fvd_short", "fvd_long", "fid_short", "fid_long"}
+        assert all(np.isfinite(v) and v > 0 for v in report.results.values())
+        assert report.protocols["fvd_long"]["fake_taken"]["frames_per_video"] == 400

@@ -90,6 +90,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "vgz.data.latents",
     "vgz.training.recipes",
     "vgz.metrics.protocol",
+    "vgz.metrics.windows",
     "vgz.metrics.i3d",
     "vgz.metrics.inception",
 )

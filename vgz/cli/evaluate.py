@@ -20,10 +20,13 @@ from vgz.utils import describe_os_error
 def eval_cmd(
     model: str = typer.Argument(..., help="A pipeline folder, a Hub repo id, a run folder (its pipeline/), or a "
                                           "folder of generated videos."),
-    data: str = typer.Option(..., "--data", "-d", help="The real videos: a folder, a .zip of frame folders, or "
-                                                      "synthetic:shapes?..."),
+    data: str = typer.Option(..., "--data", "-d", help="The real videos: a folder, a .zip of frame folders, "
+                                                      "synthetic:shapes?..., or a latent folder from vgz invert "
+                                                      "(rendered by the model's StyleGAN2)."),
     metrics: str = typer.Option("fvd16", "--metrics", "-m", help="Comma-separated: fvd16, fvd128, "
-                                                                 "fvd128_subsample8, fid (vgz list metric)."),
+                                                                 "fvd128_subsample8, fid (StyleGAN-V's protocol); "
+                                                                 "fvd_short, fvd_long, fid_short, fid_long "
+                                                                 "(StyleVideoGAN's) (vgz list metric)."),
     detector: list[str] = typer.Option([], "--detector", help="Feature detector file, folder or Hub repo id; give "
                                        "one video detector (I3D) for FVD and one image detector (Inception) for FID."),
     num_videos: Optional[int] = typer.Option(None, "--num-videos", min=1, help="At most this many real and "

@@ -309,8 +309,43 @@ class LatentFolderDataset(VideoDataset):
         return rows[torch.from_numpy(indices - first)].float()
 
     def read_frames(self, video_idx: int, frame_indices: Sequence[int]) -> torch.Tensor:
-        raise TypeError(f"{self.config.path} is a latent folder: it holds ws, not frames. Use read_latents, and "
-                        f"render them with the pipeline that made them ({self.info.get('pipeline')!r})")
+        """uint8 ``[k, C, R, R]``: the latents rendered, on a view made by :meth:`rendered` (a latent folder
+        itself holds no frames)."""
+        synthesis = getattr(self, "_synthesis", None)
+        if synthesis is None:
+            raise TypeError(f"{self.config.path} is a latent folder: it holds ws, not frames. Use read_latents, and "
+                            f"render them with the pipeline that made them ({self.info.get('pipeline')!r}), or "
+                            "read frames from dataset.rendered(synthesis)")
+        device = next(synthesis.parameters()).device
+        ws = self.read_latents(video_idx, frame_indices)
+        with torch.no_grad():
+            parts = [synthesis(ws[b:b + self._render_batch].to(device), noise_mode="const")
+                     for b in range(0, len(ws), self._render_batch)]
+        raw = torch.cat(parts) if parts else torch.zeros([0, self.num_channels, self.resolution, self.resolution])
+        return (raw.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+
+    def rendered(self, synthesis: torch.nn.Module, *, batch_size: int = 16) -> "LatentFolderDataset":
+        """A view of this dataset whose frames are its latents rendered by ``synthesis`` (constant noise),
+        e.g. StyleVideoGAN's "W+ embedding rendered" reference for evaluation. ``synthesis`` must be the
+        generator the latents were made for (``synthesis_sha256`` in ``latents.json``), else a
+        DatasetError. Frames are rendered where ``synthesis`` is, in the calling process
+        (``renders_in_process``); the fingerprint includes the generator."""
+        import copy
+
+        from vgz.inversion import module_sha256
+
+        expected = self.info.get("synthesis_sha256")
+        digest = module_sha256(synthesis)
+        if expected and digest != expected:
+            raise DatasetError(f"{self._root / LATENTS_MARKER}: these latents were made for the generator "
+                               f"{expected[:12]}, not for {digest[:12]} (the one asked to render them): render them "
+                               "with the StyleGAN2 they were inverted for")
+        view = copy.copy(self)
+        view._synthesis, view._render_batch, view._fingerprint = synthesis, batch_size, None
+        view._synthesis_sha256 = digest
+        view.resolution, view.num_channels = synthesis.config.img_resolution, synthesis.config.img_channels
+        view.renders_in_process = True
+        return view
 
     def _clip(self, video_idx: int, clip_seed: int) -> dict[str, Any]:
         _, indices, times, window = self._clip_frames(video_idx, clip_seed)  # the video datasets' frames
@@ -328,7 +363,8 @@ class LatentFolderDataset(VideoDataset):
         return super().__getitem__(index)
 
     def _content_key(self) -> str:
-        return f"encoder={self.encoder_sha256}"
+        rendered = getattr(self, "_synthesis_sha256", None)
+        return f"encoder={self.encoder_sha256}" + (f";rendered={rendered}" if rendered else "")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.config.path!r}, {self.num_videos} videos, ws [T, {self.num_ws}, "

@@ -1,8 +1,12 @@
 """Evaluation: FVD and FID with StyleGAN-V's protocol.
 
 * :mod:`vgz.metrics.evaluation`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
-* :mod:`vgz.metrics.protocol`: the registered metrics (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
+* :mod:`vgz.metrics.protocol`: the registered metrics of StyleGAN-V's protocol (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
   ``fid``) and how their real and generated samples are taken.
+* :mod:`vgz.metrics.windows`: StyleVideoGAN's protocol (``fvd_short``, ``fvd_long``, ``fid_short``,
+  ``fid_long``: window-long clips of short and long generated sets, random real windows and frames).
+* :mod:`vgz.metrics.looping`: :func:`~vgz.metrics.looping.loop_score`, how much long latent
+  trajectories repeat past the training window.
 * :mod:`vgz.metrics.features`: the feature-detector contract (:class:`FeatureDetector`) and the
   checks that refuse degenerate detectors.
 * :mod:`vgz.metrics.detectors`: :func:`load_detector` (TorchScript files, state dicts; local,

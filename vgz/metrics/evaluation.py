@@ -121,10 +121,21 @@ def _native_resolution(dataset: Any) -> int:
     return int(height)
 
 
-def _open(spec: Any, resolution: int, what: str) -> Any:
+def _open(spec: Any, resolution: int, what: str, render: Any = None) -> Any:
+    """The dataset ``spec`` at ``resolution``; a latent folder (``vgz invert``) is rendered by ``render``
+    (the model's StyleGAN2 synthesis), the "W+ embedding rendered" reference of StyleVideoGAN's protocol."""
     from vgz.data.datasets import DatasetError, VideoDataset, open_dataset
+    from vgz.data.latents import is_latent_folder
     from vgz.data.sampling import ClipSamplingConfig
 
+    if isinstance(spec, (str, os.PathLike)) and is_latent_folder(spec):
+        if render is None or not hasattr(render, "img_resolution"):
+            raise EvaluationError(f"{what} {spec} is a latent folder: its W+ latents are rendered by the model's "
+                                  "StyleGAN2 synthesis, so the model must be a pipeline with one")
+        try:
+            spec = open_dataset(spec, sampling=ClipSamplingConfig.from_preset("image")).rendered(render)
+        except DatasetError as exc:
+            raise EvaluationError(f"{what}: {exc}") from exc
     if isinstance(spec, VideoDataset):
         if spec.resolution != resolution:
             raise EvaluationError(f"{what} dataset is at resolution {spec.resolution}, the model makes {resolution}")
@@ -368,7 +379,8 @@ def evaluate(
             resolution = _native_resolution(fake_dataset)
             fake_dataset = _open(model, resolution, "generated videos")
         model_name = str(model)
-    dataset = _open(data, resolution, "real data")
+    synthesis = pipe.components.get("synthesis") if pipe is not None else None
+    dataset = _open(data, resolution, "real data", render=synthesis)
 
     # Cheap checks first (video lengths, then two inputs through each detector): nothing below is
     # worth hours of generation if these fail.

@@ -119,6 +119,8 @@ def long_enough(dataset: Any, need: int) -> list[int]:
 def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers: int) -> Iterator[tuple[int, Any]]:
     if not plan:
         return iter(())
+    if getattr(dataset, "renders_in_process", False):  # frames rendered by a network (on its device), not decoded
+        num_workers = 0
     extra = {"worker_init_fn": _worker_init, "prefetch_factor": 2} if num_workers > 0 else {}
     loader = WorkerLoader(_Reader(dataset, plan), batch_size=None, shuffle=False,
                           num_workers=min(num_workers, len(plan)), **extra)
