@@ -1,8 +1,8 @@
-"""Evaluation: FVD and FID with StyleGAN-V's protocol.
+"""Evaluation: FVD and FID with StyleGAN-V's and StyleVideoGAN's protocols.
 
 * :mod:`vgz.metrics.evaluation`: :func:`evaluate` and :class:`EvalReport` (the JSON result).
-* :mod:`vgz.metrics.protocol`: the registered metrics of StyleGAN-V's protocol (``fvd16``, ``fvd128``, ``fvd128_subsample8``,
-  ``fid``) and how their real and generated samples are taken.
+* :mod:`vgz.metrics.protocol`: the registered metrics of StyleGAN-V's protocol (``fvd16``, ``fvd128``,
+  ``fvd128_subsample8``, ``fid``) and how their real and generated samples are taken.
 * :mod:`vgz.metrics.windows`: StyleVideoGAN's protocol (``fvd_short``, ``fvd_long``, ``fid_short``,
   ``fid_long``: window-long clips of short and long generated sets, random real windows and frames).
 * :mod:`vgz.metrics.looping`: :func:`~vgz.metrics.looping.loop_score`, how much long latent
