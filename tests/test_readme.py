@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import vgz
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -93,3 +95,20 @@ def test_readme_styleinv_example_runs(tmp_path, monkeypatch):
     assert namespace["out"].frames.shape == (4, 16, 3, 32, 32)
     torch.testing.assert_close(namespace["slow"].frames[:, ::2], namespace["out"].frames[:1], atol=1e-4, rtol=0)
     assert namespace["photo"].frames.shape == (1, 8, 3, 32, 32)
+
+
+def test_readme_stylevideogan_example_runs(tmp_path, monkeypatch):
+    """The Python block of "StyleVideoGAN", on a tiny pipeline (its PCA fitted) saved where the README loads it."""
+    import torch
+
+    block = README.read_text().split("## StyleVideoGAN", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    torch.manual_seed(0)
+    pipe = vgz.create("pipeline", "stylevideogan", preset="tiny")
+    pipe.motion.fit_subject(list(pipe.latents(8, 40, generator=1)))
+    pipe.save_pretrained(tmp_path / "runs" / "svg" / "pipeline")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    with pytest.warns(UserWarning, match="no pSp encoder"):  # the tiny pipeline has none to re-embed seed 7
+        exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["out"].frames.shape == (4, 250, 3, 16, 16) and namespace["ws"].shape == (64, 250, 6, 32)
+    assert namespace["moved"].frames.shape == namespace["same"].frames.shape == (1, 250, 3, 16, 16)
