@@ -19,6 +19,8 @@ the others' time; what it measured before that is kept):
   inversion  pSp's W+ and W encoders (images/s, fp32 and bf16) and the psp pipeline's encode + decode
   styleinv   StyleInV (ffs architecture) 16-frame videos, 1 and 8 per call, fp32 and mixed
   styleinv-train  StyleInV's training step (SI, D, R1) at 4 and 8 clips: memory per video (paper: 2.85 GB)
+  stylevideogan  StyleVideoGAN's critic and generator steps in W+ at the paper's sizes (sequences/s, the
+             paper's schedule against its ~6 h), and 256x256 generation with rendering (frames/s)
 
 The results go to ``--out`` as JSON (the machine, torch/CUDA versions, the vgz commit, each part's
 status and records) and are printed as Markdown tables for BENCHMARKS.md. ``--smoke`` runs every
@@ -59,6 +61,7 @@ PARTS: dict[str, tuple[str, float, str]] = {
     "inversion": ("suite.inversion:inversion", 25, "pSp encoders and the psp pipeline"),
     "styleinv": ("suite.styleinv:generate", 25, "StyleInV generation, fp32 and mixed"),
     "styleinv-train": ("suite.styleinv:train", 35, "StyleInV's training step: memory per video"),
+    "stylevideogan": ("suite.stylevideogan:stylevideogan", 30, "StyleVideoGAN: W+ training steps, generation"),
     "official": ("suite.generate:official", 80, "the official StyleGAN-V generator on the same weights"),
 }
 SMOKE_BUDGET_S = 240.0  # per part: a guard only (the smoke parts take seconds)
@@ -298,6 +301,23 @@ def report(result: dict[str, Any]) -> str:
         out += _table(["batch", "resolution", "s/step", "peak MiB", "MiB per video"],
                       [[r["batch"], r["resolution"], r["s_per_step"], r["peak_mib"], r["mib_per_video"]]
                        for r in strain]) + [""]
+    vtrain = [r for r in recs.get("stylevideogan", []) if r.get("what") == "stylevideogan-train"]
+    vsched = [r for r in recs.get("stylevideogan", []) if r.get("what") == "stylevideogan-schedule"]
+    if vtrain:
+        out += ["StyleVideoGAN training steps in W+ (paper sizes: 18 x 512, windows of 25; Gmain includes the "
+                "gradient angle penalty):", ""]
+        out += _table(["phase", "batch", "s/step", "peak MiB"],
+                      [[r["phase"], r["batch"], r["s_per_call"], r["peak_mib"]] for r in vtrain]) + [""]
+    for r in vsched:
+        out += [f"StyleVideoGAN trainer step {r['s_per_trainer_step']} s ({r['sequences_per_s']} sequences/s); the "
+                f"paper's schedule ({r['paper_steps']} steps) would take {r['paper_schedule_h']} h (paper: ~6 h on "
+                "one Quadro RTX 8000)", ""]
+    vgen = [r for r in recs.get("stylevideogan", []) if r.get("what") == "stylevideogan-generate"]
+    if vgen:
+        out += ["StyleVideoGAN generation (paper256: 256x256 StyleGAN2; pipeline call, rendering included):", ""]
+        out += _table(["frames x videos", "frames/s", "W+ steps/s (motion alone)", "peak MiB"],
+                      [[f"{r['frames']} x {r['batch']}", r["frames_per_s"], r["latent_steps_per_s"], r["peak_mib"]]
+                       for r in vgen]) + [""]
     for name, p in result["parts"].items():
         for r in p["records"]:
             if "skipped" in r:

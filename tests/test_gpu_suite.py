@@ -34,7 +34,8 @@ def test_every_part_runs_and_reports(smoke):
     assert len(result["machine"]["vgz_commit"]) == 40  # git rev-parse of this checkout
     statuses = {name: part["status"] for name, part in result["parts"].items()}
     assert statuses == {"generate": "ok", "compile": "ok", "train": "ok", "fp16": "ok", "detectors": "ok",
-                        "inversion": "ok", "styleinv": "ok", "styleinv-train": "ok", "official": "skipped"}
+                        "inversion": "ok", "styleinv": "ok", "styleinv-train": "ok", "stylevideogan": "ok",
+                        "official": "skipped"}
     for name, part in result["parts"].items():
         assert 0 < part["wall_s"] <= part["budget_s"] or name == "official"  # skipped without a process
 
@@ -130,3 +131,14 @@ def test_styleinv_records(smoke):
     (train,) = _records(result, "styleinv-train", "styleinv-train")
     assert train["batch"] == 2 and train["s_per_step"] > 0 and train["phases"] == ["Gmain", "Dmain", "Dreg"]
     assert "StyleInV generation" in proc.stdout and "StyleInV training step" in proc.stdout
+
+
+def test_stylevideogan_records(smoke):
+    proc, result = smoke
+    train = _records(result, "stylevideogan", "stylevideogan-train")
+    assert [r["phase"] for r in train] == ["Dmain", "Gmain"] and all(r["s_per_call"] > 0 for r in train)
+    (schedule,) = _records(result, "stylevideogan", "stylevideogan-schedule")
+    assert schedule["paper_steps"] == 350 * 234 and schedule["sequences_per_s"] > 0
+    gen = _records(result, "stylevideogan", "stylevideogan-generate")
+    assert {r["batch"] for r in gen} == {1, 2} and all(r["frames_per_s"] > 0 for r in gen)
+    assert "StyleVideoGAN generation" in proc.stdout and "paper's schedule" in proc.stdout
