@@ -305,6 +305,17 @@ def test_recipe_settings_and_data_errors(latents, tmp_path):
     tiny = vgz.create("recipe", "stylevideogan", preset="tiny")
     dataset = open_dataset(latents, sampling=tiny.sampling())
     assert tiny.windows(dataset) == 96 and tiny.default_steps(dataset) == 20 * 12
+    # The generator step runs every n_critic steps but is not a lazy regularizer: its loss is not scaled.
+    from vgz.training import build_trainer
+
+    trainer = build_trainer("stylevideogan", preset="tiny", data=str(latents), outdir=tmp_path / "r4",
+                            run_overrides={"steps": 1, "num_workers": 0, "progress": False, "sample_seeds": []})
+    try:
+        losses = trainer.train_step()
+    finally:
+        trainer.close()
+    assert set(losses) == {"Dmain", "Gmain"}
+    assert losses["Gmain"] == pytest.approx(float(trainer.stats["loss/G"][0]), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- evaluation: short and long sets

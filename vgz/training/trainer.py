@@ -281,7 +281,7 @@ class Trainer(CheckpointIO):
                 # Gradients are all-reduced once, on the last round.
                 with (acc.no_sync(net) if r < self.rounds - 1 else nullcontext()), acc.autocast():
                     # Lazy regularization: a penalty every `interval` steps weighs `interval` times.
-                    loss = phase.loss(ctx) * (phase.interval / self.rounds)
+                    loss = phase.loss(ctx) * ((phase.interval if phase.lazy else 1) / self.rounds)
                 acc.backward(loss)
                 total += loss.detach()
             plain.requires_grad_(False)

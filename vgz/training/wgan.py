@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -23,26 +24,33 @@ __all__ = ["gradient_penalty", "GradientAnglePenalty", "jacobian_norm"]
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None,
+                     grad: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """WGAN-GP: ``mean_b (||grad_x C(x_b)|| - 1)^2`` at random interpolates of ``real`` and ``fake``
-    (same shape ``[B, ...]``), the norm over each whole sample; differentiable (``create_graph``)."""
+    (same shape ``[B, ...]``), the norm over each whole sample; differentiable (``create_graph``).
+    ``grad(output, inputs)``: how the gradient is taken (the trainer's ``ctx.grad`` undoes fp16 loss
+    scaling); default ``torch.autograd.grad`` with ``create_graph=True``."""
     if real.shape != fake.shape:
         raise ValueError(f"real {tuple(real.shape)} and fake {tuple(fake.shape)} must have the same shape")
     eps = torch.rand([real.shape[0]] + [1] * (real.ndim - 1), generator=generator,
                      device=generator.device if generator is not None else real.device).to(real)
     x = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    grads = torch.autograd.grad(critic(x).sum(), x, create_graph=True)[0]
+    scores = critic(x).sum()
+    grads = grad(scores, x) if grad is not None else torch.autograd.grad(scores, x, create_graph=True)[0]
     return (grads.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-def jacobian_norm(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample Frobenius norm of ``dy_b / dx_b`` for ``y [B, D]`` computed from ``x [B, ...]`` sample
-    by sample (no mixing across the batch): ``[B]``, differentiable. One backward pass per component of ``y``."""
-    total = torch.zeros(y.shape[0], device=y.device, dtype=y.dtype)
-    for k in range(y.shape[1]):
-        g = torch.autograd.grad(y[:, k].sum(), x, create_graph=True, retain_graph=True)[0]
-        total = total + g.flatten(1).square().sum(dim=1)
-    return total.sqrt()
+def jacobian_norm(y: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-sample Frobenius norms of ``dy_b / dx_b`` for ``y [B, D]`` computed from each ``x [B, ...]``
+    sample by sample (no mixing across the batch): one ``[B]`` per ``x``, differentiable.
+
+    All ``D`` rows of the Jacobians come from one vectorised backward pass (``is_grads_batched``),
+    several times faster than ``D`` passes of small operations (StyleVideoGAN's generator step is
+    mostly this)."""
+    d = y.shape[1]
+    basis = torch.eye(d, device=y.device, dtype=y.dtype).unsqueeze(1).expand(d, *y.shape)  # [D, B, D]
+    grads = torch.autograd.grad(y, xs, grad_outputs=basis, is_grads_batched=True, create_graph=True)
+    return tuple(g.transpose(0, 1).flatten(1).square().sum(dim=1).sqrt() for g in grads)
 
 
 class GradientAnglePenalty(nn.Module):
@@ -72,7 +80,8 @@ class GradientAnglePenalty(nn.Module):
 
     def angle(self, d: torch.Tensor, i: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """``phi [B]`` in ``[0, pi/2]``: ``arctan(||dd/ds|| / ||dd/di||)`` per sample."""
-        return torch.atan2(jacobian_norm(d, s), jacobian_norm(d, i))
+        norm_s, norm_i = jacobian_norm(d, s, i)
+        return torch.atan2(norm_s, norm_i)
 
     def forward(self, l_first: torch.Tensor, l_last: torch.Tensor, i: torch.Tensor, s: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,12 +24,18 @@ __all__ = ["Phase", "RecipeConfig", "Recipe", "copy_generator"]
 
 @dataclass(frozen=True)
 class Phase:
-    """One entry of the schedule: train ``network`` on ``loss`` every ``interval`` steps."""
+    """One entry of the schedule: train ``network`` on ``loss`` every ``interval`` steps.
+
+    ``lazy``: the loss is a lazy regularizer (StyleGAN2's R1, path length), weighted ``interval``
+    times to make up for the steps it skips; False for a loss that is simply run less often (a WGAN
+    generator step every ``n_critic`` critic steps).
+    """
 
     name: str
     network: str
     interval: int
     loss: Callable[[Any], torch.Tensor]
+    lazy: bool = True
 
 
 @dataclass

@@ -225,7 +225,7 @@ class StyleVideoGANRecipe(Recipe):
         return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
 
     def phases(self) -> list[Phase]:
-        return [Phase("Dmain", "D", 1, self.d_main), Phase("Gmain", "G", self.config.n_critic, self.g_main)]
+        return [Phase("Dmain", "D", 1, self.d_main), Phase("Gmain", "G", self.config.n_critic, self.g_main, lazy=False)]
 
     def ema_beta(self, nimg: int) -> float:
         # Called before the step is counted: nimg / clips per step is the step's index. The average
@@ -252,7 +252,7 @@ class StyleVideoGANRecipe(Recipe):
             fake, _ = ctx.G(ctx.gen["i"], ctx.gen["s"])
         real = ctx.real["ws"]
         fake_scores, real_scores = ctx.D(fake), ctx.D(real)
-        gp = gradient_penalty(ctx.D, real, fake)
+        gp = gradient_penalty(ctx.D, real, fake, grad=ctx.grad)  # ctx.grad: unscaled under fp16 loss scaling
         wasserstein = real_scores.mean() - fake_scores.mean()
         ctx.log("scores/fake", fake_scores)
         ctx.log("scores/real", real_scores)
