@@ -43,7 +43,7 @@ from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
 from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig
 from vgz.modeling import ModelMixin
-from vgz.pipelines.base import VideoPipeline, as_generators, check_finite_frames, to_unit_range
+from vgz.pipelines.base import VideoPipeline, as_generators, check_count, check_finite_frames, to_unit_range
 from vgz.pipelines.styleganv import _MOTION_BLOCK, MAX_MOTION_NOISE_BYTES, StyleGANVPipeline, _size
 from vgz.registry import register
 
@@ -272,6 +272,7 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
                 offset: str = "pca", fit_start: bool = True, truncation_psi: float = 1.0) -> torch.Tensor:
         """W+ trajectories ``[num_videos, num_steps, num_ws, w_dim]``, not rendered: the latents the call
         renders at whole steps (same seeds, same options)."""
+        num_videos, num_steps = check_count("num_videos", num_videos), check_count("num_steps", num_steps)
         content = self._content(self._content_inputs(num_videos, num_steps - 1, generator, z, motion_z, truncation_psi),
                                 "const", generator, num_videos, identity=identity, offset=offset,
                                 fit_start=fit_start)
@@ -362,11 +363,6 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
             check_finite_frames(raw, first_frame, generator, video_offset=b0, num_videos=num_videos)
             parts.append(to_unit_range(raw))
         return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def _labels(self, c: Any, num_videos: int) -> torch.Tensor | None:
-        if c is not None:
-            raise ValueError("StyleVideoGAN is unconditional; do not pass c")
-        return None
 
 
 def _is_latent(value: Any, num_ws: int, w_dim: int) -> bool:
