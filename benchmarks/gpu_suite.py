@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_suite.py --out gpu_suite.json                       # a GPU: under 9 minutes
     python benchmarks/gpu_suite.py --out gpu_suite.json --official .official/stylegan-v
-    python benchmarks/gpu_suite.py --smoke --out r.json                       # tiny sizes, any machine
+    python benchmarks/gpu_suite.py --smoke --jobs 2 --out r.json              # tiny sizes, any machine
 
 Parts (each in a process of its own, stopped at its own time budget so that a slow part cannot eat
 the others' time; what it measured before that is kept):
@@ -339,6 +339,8 @@ def main() -> None:
     parser.add_argument("--part-budget", action="append", default=[], metavar="NAME=SECONDS",
                         help="one part's budget instead of its share (repeatable)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is a GPU)")
+    parser.add_argument("--jobs", type=int, default=1, help="with --smoke: parts run this many at a time (a GPU run "
+                                                            "times one part at a time)")
     parser.add_argument("--commit", help="the vgz commit, where the tree has no .git")
     parser.add_argument("--compile-backend", help="torch.compile backend (default: inductor on GPU, eager on CPU)")
     parser.add_argument("--run-part", help=argparse.SUPPRESS)
@@ -372,6 +374,8 @@ def main() -> None:
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no GPU here")
+    if args.jobs < 1 or (args.jobs > 1 and not args.smoke):
+        parser.error("--jobs N (N > 1) is for --smoke runs only: timed parts run one at a time")
     if args.device != "cuda" and not args.smoke:
         parser.error("the full sizes are for a GPU, and this machine has none: add --smoke for the quick CPU run")
     sys.path.insert(0, str(ROOT))
@@ -388,11 +392,18 @@ def main() -> None:
         # Every process of the run (the plugin build, the parts) shares one extensions folder.
         os.environ["TORCH_EXTENSIONS_DIR"] = os.path.join(tmp, "torch_extensions")
         build = start_official_build(args, Path(tmp))
-        for name in names:
-            result["parts"][name] = part = run_part(name, plan[name], args, Path(tmp))
-            result["wall_s"] = round(time.perf_counter() - started, 1)
-            atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")  # after every part: partial results
-            print(f"  {name}: {part['status']} in {part['wall_s']:.0f} s, {len(part['records'])} records", flush=True)
+        if args.jobs > 1:  # smoke parts side by side, one CPU thread each
+            os.environ["OMP_NUM_THREADS"] = "1"
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            running = [(name, pool.submit(run_part, name, plan[name], args, Path(tmp))) for name in names]
+            for name, future in running:  # reported in the table's order
+                result["parts"][name] = part = future.result()
+                result["wall_s"] = round(time.perf_counter() - started, 1)
+                atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")  # after every part: partial results
+                print(f"  {name}: {part['status']} in {part['wall_s']:.0f} s, {len(part['records'])} records",
+                      flush=True)
         if build is not None:
             result["official_build"] = finish_official_build(build, Path(tmp))
             atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")

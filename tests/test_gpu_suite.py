@@ -21,7 +21,7 @@ def _suite(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path_factory.mktemp("suite") / "r.json"
-    proc = _suite("--smoke", "--device", "cpu", "--out", str(out))
+    proc = _suite("--smoke", "--device", "cpu", "--jobs", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(out.read_text())
 

@@ -27,7 +27,6 @@ What :func:`invert_videos` does (the folder format is in :mod:`vgz.data.latents`
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import warnings
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from vgz._version import __version__
+from vgz.modeling import module_sha256
 from vgz.data.latents import (LATENTS_FORMAT, LATENTS_FORMAT_VERSION, LATENTS_MARKER, _latent_files,
                               is_latent_folder, latent_file_name, read_latent_header, read_latents_marker,
                               write_latent_file)
@@ -90,21 +90,6 @@ class InversionReport:
 
 class _Unreadable(Exception):
     """A video's frames could not be read: the video is skipped."""
-
-
-def module_sha256(module: torch.nn.Module) -> str:
-    """Hex SHA-256 of what a component computes: its registry name, its config and its state dict
-    (names, dtypes, shapes and bytes, in name order). Independent of the device and of how the
-    weights were stored; a different dtype is a different hash (it gives different latents)."""
-    digest = hashlib.sha256()
-    key = module.registry_key() if hasattr(module, "registry_key") else type(module).__qualname__
-    config = module.config.to_dict() if hasattr(module, "config") else None
-    digest.update(json.dumps({"component": key, "config": config}, sort_keys=True).encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"\0{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
-        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    return digest.hexdigest()
 
 
 def check_inversion_pipeline(pipe: Any, where: str | None = None) -> None:

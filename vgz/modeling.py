@@ -12,6 +12,7 @@ from ``_vgz_kind``/``_vgz_name``; no module path is ever read from a file and no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +27,8 @@ from vgz.configs import ComponentConfig
 from vgz.hub import resolve_folder
 from vgz.utils import atomic_path, atomic_write_text
 
-__all__ = ["ModelMixin", "WeightsError", "CONFIG_NAME", "weights_name", "load_component", "read_component_config"]
+__all__ = ["ModelMixin", "WeightsError", "CONFIG_NAME", "weights_name", "load_component", "read_component_config",
+           "module_sha256"]
 
 CONFIG_NAME = "config.json"
 M = TypeVar("M", bound="ModelMixin")
@@ -270,3 +272,18 @@ def _read_weights(folder: Path, variant: str | None) -> dict[str, torch.Tensor]:
 def load_component(pretrained: str | os.PathLike, **kwargs: Any) -> ModelMixin:
     """Load any saved component (class chosen by its ``config.json``); see :meth:`ModelMixin.from_pretrained`."""
     return ModelMixin.from_pretrained(pretrained, **kwargs)
+
+
+def module_sha256(module: torch.nn.Module) -> str:
+    """Hex SHA-256 of what a component computes: its registry name, its config and its state dict
+    (names, dtypes, shapes and bytes, in name order). Independent of the device and of how the
+    weights were stored; a different dtype is a different hash (it gives different latents)."""
+    digest = hashlib.sha256()
+    key = module.registry_key() if hasattr(module, "registry_key") else type(module).__qualname__
+    config = module.config.to_dict() if hasattr(module, "config") else None
+    digest.update(json.dumps({"component": key, "config": config}, sort_keys=True).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"\0{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
+        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()

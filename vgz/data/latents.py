@@ -332,7 +332,7 @@ class LatentFolderDataset(VideoDataset):
         (``renders_in_process``); the fingerprint includes the generator."""
         import copy
 
-        from vgz.inversion import module_sha256
+        from vgz.modeling import module_sha256
 
         expected = self.info.get("synthesis_sha256")
         digest = module_sha256(synthesis)

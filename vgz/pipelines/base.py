@@ -36,7 +36,7 @@ from vgz.utils import atomic_write_text
 
 __all__ = ["VideoPipeline", "VideoPipelineOutput", "MODEL_INDEX", "OUTPUT_TYPES", "NonFiniteOutputError",
            "as_generators", "check_count", "check_finite_frames", "check_number", "check_output_type", "convert_frames",
-           "to_unit_range"]
+           "load_images", "to_unit_range"]
 
 MODEL_INDEX = "model_index.json"
 OUTPUT_TYPES = ("pt", "np", "pil")
@@ -152,6 +152,36 @@ def convert_frames(frames: torch.Tensor, output_type: str) -> Any:
 
     uint8 = (frames * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
     return [[Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im) for im in video] for video in uint8]
+
+
+def load_images(image: Any) -> torch.Tensor:
+    """A path, PIL image, ``[H, W, C]`` uint8 array or ``[C, H, W]`` / ``[N, C, H, W]`` tensor in [0, 1]
+    (or a list of such) -> uint8 ``[N, 3, H, W]``."""
+    if isinstance(image, (list, tuple)):
+        return torch.cat([load_images(i) for i in image])
+    from vgz.data.frame_folder import image_to_rgb8
+
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image
+
+        try:
+            with Image.open(image) as opened:
+                image = image_to_rgb8(opened, where=str(image))  # 16-bit and palette images as frame folders read them
+        except OSError as exc:
+            raise ValueError(f"{image}: not a readable image ({exc})") from None
+    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
+        image = image_to_rgb8(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] not in (1, 3) or image.dtype != np.uint8:
+            raise ValueError(f"an image array must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        image = torch.from_numpy(np.array(image)).permute(2, 0, 1).expand(3, -1, -1)
+    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or image.shape[-3] != 3:
+        found = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"expected an image: a path, a PIL image, [H, W, 3] uint8, or [3, H, W] / [N, 3, H, W] in "
+                         f"[0, 1], got {found}")
+    if image.dtype != torch.uint8:
+        image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return image.reshape(-1, *image.shape[-3:])
 
 
 def as_generators(generator: Any, num_videos: int, device: torch.device | str = "cpu") -> list[torch.Generator]:

@@ -20,11 +20,9 @@ official generator ignores it), and ``animate`` renders the inverted image's ``x
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from einops import rearrange, repeat
 
@@ -33,7 +31,7 @@ from vgz.encoders.styleinv import ModulatedEncoder, ModulatedEncoderConfig
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
 from vgz.generators.styleinv import TemporalStyle, TemporalStyleConfig
 from vgz.modeling import ModelMixin
-from vgz.pipelines.base import VideoPipeline, VideoPipelineOutput, check_finite_frames, to_unit_range
+from vgz.pipelines.base import VideoPipeline, VideoPipelineOutput, check_finite_frames, load_images, to_unit_range
 from vgz.pipelines.styleganv import StyleGANVPipeline
 from vgz.registry import register
 
@@ -50,36 +48,6 @@ class StyleInVPipelineConfig(ComponentConfig):
                                                    "config); False: from the generator's average w")
 
     presets = {"ffs": {}, "dfuf": {}, "sky": {"fps": 25.0}, "taichi": {"fps": 25.0}, "tiny": {}}
-
-
-def _load_images(image: Any) -> torch.Tensor:
-    """A path, PIL image, ``[H, W, C]`` uint8 array or ``[C, H, W]`` / ``[N, C, H, W]`` tensor in [0, 1]
-    (or a list of such) -> uint8 ``[N, 3, H, W]``."""
-    if isinstance(image, (list, tuple)):
-        return torch.cat([_load_images(i) for i in image])
-    from vgz.data.frame_folder import image_to_rgb8
-
-    if isinstance(image, (str, os.PathLike)):
-        from PIL import Image
-
-        try:
-            with Image.open(image) as opened:
-                image = image_to_rgb8(opened, where=str(image))  # 16-bit and palette images as frame folders read them
-        except OSError as exc:
-            raise ValueError(f"{image}: not a readable image ({exc})") from None
-    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL
-        image = image_to_rgb8(image)
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] not in (1, 3) or image.dtype != np.uint8:
-            raise ValueError(f"an image array must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
-        image = torch.from_numpy(np.array(image)).permute(2, 0, 1).expand(3, -1, -1)
-    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or image.shape[-3] != 3:
-        found = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"expected an image: a path, a PIL image, [H, W, 3] uint8, or [3, H, W] / [N, 3, H, W] in "
-                         f"[0, 1], got {found}")
-    if image.dtype != torch.uint8:
-        image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return image.reshape(-1, *image.shape[-3:])
 
 
 @register("pipeline", "styleinv")
@@ -224,7 +192,7 @@ class StyleInVPipeline(StyleGANVPipeline):
                              "stage with vgz convert styleinv --psp) to animate real images")
         from vgz.data.base import resize_center_crop
 
-        images = resize_center_crop(_load_images(image), self.inversion_encoder.config.input_size)
+        images = resize_center_crop(load_images(image), self.inversion_encoder.config.input_size)
         codes = self.inversion_encoder(images.to(self.device).float() / 255 * 2 - 1)
         return codes if codes.ndim == 2 else codes[:, 0]
 

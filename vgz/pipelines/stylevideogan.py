@@ -43,7 +43,8 @@ from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
 from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig
 from vgz.modeling import ModelMixin
-from vgz.pipelines.base import VideoPipeline, as_generators, check_count, check_finite_frames, to_unit_range
+from vgz.pipelines.base import (VideoPipeline, as_generators, check_count, check_finite_frames, load_images,
+                                to_unit_range)
 from vgz.pipelines.styleganv import _MOTION_BLOCK, MAX_MOTION_NOISE_BYTES, StyleGANVPipeline, _size
 from vgz.registry import register
 
@@ -176,9 +177,7 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
             raise ValueError("this StyleVideoGAN pipeline has no encoder (the pSp encoder its training latents were "
                              "made with): add one, StyleVideoGANPipeline(..., encoder=...), to embed images")
         from vgz.data.base import resize_center_crop
-        from vgz.pipelines.styleinv import _load_images
-
-        images = resize_center_crop(_load_images(image), self.encoder.config.input_size)
+        images = resize_center_crop(load_images(image), self.encoder.config.input_size)
         return self._encode(images.float() / 255)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -183,7 +183,7 @@ class StyleVideoGANRecipe(Recipe):
             pipe = VideoPipeline.from_pretrained(made_by)
         encoder = getattr(pipe, "encoder", None) if pipe is not None else None
         if encoder is not None:
-            from vgz.inversion import module_sha256
+            from vgz.modeling import module_sha256
 
             if module_sha256(encoder) != ds.encoder_sha256:
                 raise ValueError(f"the encoder of {cfg.encoder or made_by or source} is not the one the latents were "
