@@ -272,6 +272,8 @@ def test_trains_on_inverted_latents_resumes_and_generates_ten_windows(latents, t
                "--seeds", "0-1", "-o", str(tmp_path / "photo.mp4"), "-q")
     assert out.returncode == 0, out.stderr
     assert read_video(tmp_path / "photo.mp4")[0].shape == (20, 3, 16, 32)
+    out = _vgz("generate", str(run), "--offset", "naive", "-o", str(tmp_path / "x.mp4"))
+    assert out.returncode == 1 and "give one of them" in out.stderr
 
 
 def test_recipe_settings_and_data_errors(latents, tmp_path):

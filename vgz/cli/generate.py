@@ -79,6 +79,8 @@ def generate_cmd(
         fail(str(exc))
     if offset not in ("pca", "naive"):
         fail(f"--offset must be pca or naive, got {offset!r}")
+    if offset != "pca" and image is None and identity is None:
+        fail("--offset chooses how --identity or --image moves a subject; give one of them")
     if image is not None and identity is not None:
         fail("--image and --identity both name the subject to move; give one")
     if image is not None and grid:
