@@ -74,3 +74,22 @@ def test_vgz_generate_uses_the_builtin_model(tmp_path):
     video, _ = vgz.read_video(tmp_path / "video.mp4")
     grid, _ = vgz.read_video(tmp_path / "grid.mp4")
     assert video.shape == (16, 3, 64, 64) and grid.shape == (16, 3, 192, 192)
+
+
+def test_builtin_models_are_listed_and_chosen_by_name(folder):
+    from typer.testing import CliRunner
+
+    from vgz.cli.main import app
+    from vgz.hub import BUILTIN_MODELS, ModelNotFoundError, builtin_models
+
+    runner = CliRunner()
+    assert builtin_model("styleganv") == folder and builtin_models()["styleganv"] == folder
+    listed = json.loads(runner.invoke(app, ["list", "model", "--json"]).output)
+    shapes = next(r for r in listed if r["name"] == "styleganv")
+    assert shapes["pipeline"] == "styleganv" and shapes["data"].startswith("synthetic:shapes")
+    assert set(shapes["results"]) == {"fvd16", "fid"}
+    assert {r["name"] for r in listed} <= set(BUILTIN_MODELS)
+    with pytest.raises(ModelNotFoundError, match="no built-in model 'shapes'; the built-in models are styleganv"):
+        builtin_model("shapes")
+    out = runner.invoke(app, ["generate", "x", "--model", "styleganv"])
+    assert out.exit_code == 1 and "not both" in out.output

@@ -11,11 +11,14 @@ import re
 from pathlib import Path
 
 __all__ = ["resolve_folder", "is_repo_id", "ModelNotFoundError", "push_folder", "save_and_push", "model_folder",
-           "builtin_model", "BUILTIN_MODEL"]
+           "builtin_model", "builtin_models", "BUILTIN_MODEL", "BUILTIN_MODELS"]
 
 #: The model ``vgz generate`` uses when given none: a StyleGAN-V that vgz trained on synthetic:shapes,
 #: shipped in the package (``vgz/assets/``; its README.md says how it was trained).
 BUILTIN_MODEL = "shapes64"
+#: The models that ship inside vgz (``vgz generate --model NAME``), by name: their folders under
+#: ``vgz/assets``. The first is ``vgz generate``'s default. All are trained by vgz on ``synthetic:shapes``.
+BUILTIN_MODELS = {"styleganv": BUILTIN_MODEL, "styleinv": "styleinv-shapes64", "stylevideogan": "stylevideogan-shapes64"}
 
 # "org/name" with the characters the Hub allows; no leading dot or slash (those are paths).
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -172,19 +175,36 @@ def save_and_push(model, repo_id: str, *, variant: str | None = None, **push_kwa
         return push_folder(folder, repo_id, **push_kwargs)
 
 
-def builtin_model() -> Path:
-    """The folder of the built-in model (``$VGZ_DEFAULT_MODEL`` replaces it, e.g. in tests).
+def builtin_model(name: str | None = None) -> Path:
+    """The folder of a built-in model: ``name`` one of :data:`BUILTIN_MODELS` (``styleganv``,
+    ``styleinv``, ``stylevideogan``), or None for the default (``$VGZ_DEFAULT_MODEL`` replaces that one,
+    e.g. in tests).
 
     Raises:
-        ModelNotFoundError: when this installation does not have it.
+        ModelNotFoundError: an unknown name, or a model this installation does not have.
     """
     override = os.environ.get("VGZ_DEFAULT_MODEL")
-    if override:
+    if override and name is None:
         return Path(override)
+    if name is not None and name not in BUILTIN_MODELS:
+        raise ModelNotFoundError(f"no built-in model {name!r}; the built-in models are {', '.join(BUILTIN_MODELS)}")
     from importlib import resources
 
-    folder = Path(str(resources.files("vgz") / "assets" / BUILTIN_MODEL))
+    asset = BUILTIN_MODELS[name] if name is not None else BUILTIN_MODEL
+    folder = Path(str(resources.files("vgz") / "assets" / asset))
     if not (folder / "model_index.json").is_file():
-        raise ModelNotFoundError(f"the built-in model is missing from this installation ({folder}); "
-                                 "pass a model folder or a Hub repo id")
+        which = f"built-in model {name!r}" if name else "the built-in model"
+        raise ModelNotFoundError(f"{which} is missing from this installation ({folder}); pass a model folder or a "
+                                 "Hub repo id")
     return folder
+
+
+def builtin_models() -> dict[str, Path]:
+    """The built-in models this installation has, by name (see :data:`BUILTIN_MODELS`)."""
+    found = {}
+    for name in BUILTIN_MODELS:
+        try:
+            found[name] = builtin_model(name)
+        except ModelNotFoundError:
+            pass
+    return found

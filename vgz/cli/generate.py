@@ -27,6 +27,9 @@ def generate_cmd(
     model: Optional[str] = typer.Argument(None, help="A saved pipeline folder, a run folder or a Hub repo id. "
                                           "Default: vgz's built-in model (StyleGAN-V trained by vgz on "
                                           "synthetic:shapes), written to video.mp4 and grid.mp4 here."),
+    builtin: Optional[str] = typer.Option(None, "--model", "-m", help="A built-in model instead: styleganv (the "
+                                          "default), styleinv or stylevideogan, all trained by vgz on "
+                                          "synthetic:shapes (vgz list model)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file: .mp4, .mkv, .mov or .gif (default "
                                        "video.mp4). With '{seed}' in the name, one file per seed."),
     num_frames: int = typer.Option(64, "--num-frames", "-n", min=1, help="Frames to write."),
@@ -67,6 +70,8 @@ def generate_cmd(
     from vgz.pipelines import VideoPipeline
     from vgz.pipelines.base import check_number
 
+    if model is not None and builtin is not None:
+        fail(f"give a MODEL ({model}) or --model {builtin}, not both")
     seed_list = parse_seeds(seeds)
     # Cheap checks first (click's ranges let NaN and inf through): nothing is loaded for a request
     # that cannot be met.
@@ -97,7 +102,7 @@ def generate_cmd(
     device = resolve_device(device)
     try:
         if model is None:
-            ref = builtin_model()
+            ref = builtin_model(builtin)
         elif Path(model).expanduser().is_dir():
             ref = model_folder(model)  # a run folder: its EMA pipeline
         else:

@@ -12,12 +12,17 @@ from vgz.cli._common import fail
 
 
 def list_cmd(
-    kind: Optional[str] = typer.Argument(None, help="Only this kind (mapping, synthesis, discriminator, ...)."),
+    kind: Optional[str] = typer.Argument(None, help="Only this kind (mapping, synthesis, discriminator, ...), or "
+                                                    "'model' for the built-in models."),
     pattern: str = typer.Option("*", "--pattern", "-p", help="Wildcard on names, e.g. 'style*'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List registered components and where each comes from (vgz or a plugin)."""
+    """List registered components and where each comes from (vgz or a plugin); `vgz list model`: the built-in
+    models with their pipeline, data and evaluation results."""
     from vgz import registry
+
+    if kind == "model":
+        return _list_builtin_models(pattern, as_json)
 
     try:
         entries = registry.list_components(kind, pattern)
@@ -42,6 +47,44 @@ def list_cmd(
     typer.echo(fmt.format(*headers))
     for row in rows:
         typer.echo(fmt.format(*row))
+
+
+def _list_builtin_models(pattern: str, as_json: bool) -> None:
+    """The built-in models (``vgz generate --model NAME``): pipeline, data and the results their folders record."""
+    import fnmatch
+
+    from vgz.hub import builtin_models
+
+    rows = []
+    for name, folder in builtin_models().items():
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        index = json.loads((folder / "model_index.json").read_text())
+        results, data = {}, None
+        for path in sorted(folder.glob("eval*.json")):
+            try:
+                report = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            results.update(report.get("results", {}))
+            data = data or report.get("data")
+        rows.append({"name": name, "pipeline": index.get("_vgz_pipeline"), "data": data, "results": results,
+                     "path": str(folder)})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no built-in models match")
+        return
+    table = [(r["name"], r["pipeline"] or "?", r["data"] or "?",
+              ", ".join(f"{k} {v:.2f}" for k, v in r["results"].items()) or "not evaluated") for r in rows]
+    headers = ("NAME", "PIPELINE", "DATA", "RESULTS (vgz eval; random-weight detectors)")
+    widths = [max(len(headers[i]), *(len(t[i]) for t in table)) for i in range(3)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    typer.echo(fmt.format(*headers))
+    for row in table:
+        typer.echo(fmt.format(*row))
+    typer.echo("vgz generate --model NAME writes videos with one of them")
 
 
 def info_cmd(
