@@ -159,3 +159,11 @@ def test_pipeline_layouts_and_errors():
         pipe.decode(torch.rand(2, 5, 32))
     with pytest.raises(ValueError, match="do not fit together"):
         type(pipe)(encoder=vgz.create("encoder", "psp", preset="tiny", output_size=32), synthesis=pipe.synthesis)
+
+
+def test_small_presets_fit_a_64x64_generator_with_w_of_64():
+    """The encoders of vgz's built-in 64x64 models: 10 codes (a 64x64 StyleGAN2) or one, of 64."""
+    images = torch.rand([2, 3, 64, 64]) * 2 - 1
+    assert vgz.create("encoder", "psp", preset="small")(images).shape == (2, 10, 64)
+    w_encoder = vgz.create("encoder", "psp-w", preset="small")
+    assert w_encoder(images).shape == (2, 64) and w_encoder.num_parameters < 300_000

@@ -101,6 +101,9 @@ class GradualStyleEncoderConfig(BackboneConfig):
         "ir-se152": _backbone_preset(152),
         "tiny": {"units": (1, 1, 1, 1), "widths": (8, 16, 16, 32), "se_reduction": 4, "input_size": 32,
                  "w_dim": 32, "output_size": 16, "feature_taps": (1, 2, 3), "coarse_styles": 2, "middle_styles": 2},
+        # 64x64 generators with w of 64 (vgz's built-in models): IR-SE of 6 units, under 1 M parameters.
+        "small": {"units": (1, 2, 2, 1), "widths": (16, 32, 64, 64), "se_reduction": 8, "input_size": 64, "w_dim": 64,
+                  "output_size": 64, "feature_taps": (2, 4, 5), "coarse_styles": 3, "middle_styles": 3},
     }
 
     @property
@@ -195,6 +198,7 @@ class WEncoderConfig(BackboneConfig):
         "ir-se152": _backbone_preset(152),
         "tiny": {"units": (1, 1, 1, 1), "widths": (8, 16, 16, 32), "se_reduction": 4, "input_size": 32,
                  "w_dim": 32},
+        "small": {"units": (1, 2, 2, 1), "widths": (16, 32, 64, 64), "se_reduction": 8, "input_size": 64, "w_dim": 64},
     }
 
 
