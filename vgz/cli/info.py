@@ -41,8 +41,12 @@ def list_cmd(
     if not rows:
         typer.echo("no components match")
         return
-    headers = ("KIND", "NAME", "SOURCE", "DESCRIPTION")
-    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(3)]
+    _echo_table(("KIND", "NAME", "SOURCE", "DESCRIPTION"), rows)
+
+
+def _echo_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last one left free."""
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(len(headers) - 1)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     typer.echo(fmt.format(*headers))
     for row in rows:
@@ -78,12 +82,7 @@ def _list_builtin_models(pattern: str, as_json: bool) -> None:
         return
     table = [(r["name"], r["pipeline"] or "?", r["data"] or "?",
               ", ".join(f"{k} {v:.2f}" for k, v in r["results"].items()) or "not evaluated") for r in rows]
-    headers = ("NAME", "PIPELINE", "DATA", "RESULTS (vgz eval; random-weight detectors)")
-    widths = [max(len(headers[i]), *(len(t[i]) for t in table)) for i in range(3)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    typer.echo(fmt.format(*headers))
-    for row in table:
-        typer.echo(fmt.format(*row))
+    _echo_table(("NAME", "PIPELINE", "DATA", "RESULTS (vgz eval; random-weight detectors)"), table)
     typer.echo("vgz generate --model NAME writes videos with one of them")
 
 

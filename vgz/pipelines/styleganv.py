@@ -196,7 +196,7 @@ class StyleGANVPipeline(VideoPipeline):
         same seed gives the same content, and the same motion however long the video. Noise over
         :data:`MAX_MOTION_NOISE_BYTES` is refused before any is drawn.
         """
-        z_dim, mz_dim = self.mapping.config.z_dim, self.motion.config.z_dim
+        z_dim, mz_dim = self.content_z_dim, self.motion.config.z_dim
         length = self._motion_length(len(generators), t_max, f"times up to {t_max:g} frames")
         zs, motion_zs = [], []
         for g in generators:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,7 +133,8 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
 
     @property
     def content_z_dim(self) -> int:
-        return self.motion.config.z_dim  # i, the motion generator's content code
+        # i, the motion generator's content code: sample_latents draws it, then the step noise s in blocks
+        return self.motion.config.z_dim
 
     def _motion_length(self, num_videos: int, t_max: float, what: str) -> int:
         """Step noises per video for frame times up to ``t_max`` (whole blocks), refusing more than
@@ -150,21 +151,6 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
                              f"{_size(MAX_MOTION_NOISE_BYTES)} allowed at once; ask for fewer frames, a higher fps or "
                              "fewer videos at a time")
         return length
-
-    def sample_latents(self, generators: Sequence[torch.Generator], t_max: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Content codes ``i [B, z_dim]`` and step noise ``s [B, L, z_dim]`` for frame times up to ``t_max``.
-
-        Video b draws ``i``, then its step noise in fixed-size blocks, from ``generators[b]``: the same
-        seed gives the same motion however long the video.
-        """
-        z_dim = self.motion.config.z_dim
-        length = self._motion_length(len(generators), t_max, f"times up to {t_max:g} steps")
-        i, s = [], []
-        for g in generators:
-            i.append(torch.randn([z_dim], generator=g, device=g.device))
-            s.append(torch.cat([torch.randn([_MOTION_BLOCK, z_dim], generator=g, device=g.device)
-                                for _ in range(length // _MOTION_BLOCK)]))
-        return torch.stack(i).to(self.device), torch.stack(s).to(self.device)
 
     # ----------------------------------------------------------------------------- subjects
 
