@@ -182,6 +182,18 @@ def test_torchscript_export_matches_port(detector, parity, tmp_path):
     # load_detector tells the file from its content and calls it as StyleGAN-V does.
     loaded = load_detector(path)
     assert isinstance(loaded, TorchScriptDetector) and loaded.kind == "video"
+    # Exported again, elsewhere under another name: the same bytes (no source paths, no temporary
+    # file name inside), and the same weights hash; another resize target is other weights.
+    (tmp_path / "again").mkdir()
+    again = export_torchscript(detector, tmp_path / "again" / "other_name.pt")
+    assert again.read_bytes() == path.read_bytes() and b"/tmp" not in path.read_bytes()
+    assert load_detector(again).weights_sha256 == loaded.weights_sha256 is not None
+    detector.config.resolution, resolution = 200, detector.config.resolution
+    try:
+        other = load_detector(export_torchscript(detector, tmp_path / "again" / "200.pt"))
+    finally:
+        detector.config.resolution = resolution
+    assert other.weights_sha256 != loaded.weights_sha256
 
 
 def test_load_detector_builds_vgz_i3d_from_a_state_dict(weights, tmp_path):

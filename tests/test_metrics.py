@@ -140,8 +140,9 @@ from PIL import Image  # noqa: E402
 
 from vgz.data.datasets import DatasetWarning, open_dataset  # noqa: E402
 from vgz.data.sampling import ClipSamplingConfig, derive_seed  # noqa: E402
+from vgz.pipelines.base import raw_to_uint8  # noqa: E402
 from vgz.metrics.protocol import (create_metric, dataset_clips, dataset_frames, generated_clips,  # noqa: E402
-                                  generated_frames, rebatch, to_uint8)
+                                  generated_frames, rebatch)
 
 
 def frame_folders(root, lengths, size=8):
@@ -214,14 +215,19 @@ def test_real_frames_are_every_frame_in_order(tmp_path):
     assert dataset_frames(dataset, num_videos=2, num_workers=0).total == 8
 
 
-def test_uint8_conversion_is_the_official_floor():
+def test_uint8_conversion_is_the_official_one(tiny_pipe):
     x = torch.linspace(-1.2, 1.2, 100_003)
-    official = (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    ours = to_uint8(((x + 1) / 2).clamp(0, 1))
-    differ = (ours.int() - official.int()).abs()
-    # Equal up to float rounding at exact ties (a handful of 100k values, off by one).
-    assert differ.max() <= 1 and (differ > 0).sum() <= 10
-    assert to_uint8(torch.tensor([0.0, 0.5 / 255, 1.0])).tolist() == [0, 1, 255]
+    assert torch.equal(raw_to_uint8(x), (x * 127.5 + 128).clamp(0, 255).to(torch.uint8))
+    # At exact rounding boundaries, converting frames already in [0, 1] comes out one lower: the
+    # metrics take the generator's own output instead.
+    k = torch.arange(0, 257, dtype=torch.float64)
+    boundaries = ((k - 0.5) / 127.5 - 1).float()
+    via_unit = (((boundaries + 1) / 2).clamp(0, 1) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    assert (via_unit.int() - raw_to_uint8(boundaries).int()).min() == -1
+    raw = tiny_pipe(num_videos=2, num_frames=3, generator=0, output_type="raw").frames
+    assert raw.dtype == torch.float32 and (raw.min() < 0 or raw.max() > 1)
+    assert torch.equal(tiny_pipe(num_videos=2, num_frames=3, generator=0, output_type="uint8").frames,
+                       raw_to_uint8(raw))
 
 
 @pytest.fixture(scope="module")
@@ -245,8 +251,9 @@ def test_generated_clips_are_frames_t0_to_t15_per_seed_whatever_the_batch(tiny_p
     b = torch.cat(list(generated_clips(tiny_pipe, num_clips=5, num_frames=4, subsample=2, seed=3, batch_size=5)))
     assert a.dtype == torch.uint8 and a.shape[:2] == (5, 4) and same_up_to_rounding(a, b)
     fps = tiny_pipe.config.fps
-    clip3 = tiny_pipe(timestamps=[0 / fps, 2 / fps, 4 / fps, 6 / fps], generator=derive_seed(3, 3)).frames
-    assert same_up_to_rounding(a[3], to_uint8(clip3[0]))
+    clip3 = tiny_pipe(timestamps=[0 / fps, 2 / fps, 4 / fps, 6 / fps], generator=derive_seed(3, 3),
+                      output_type="raw").frames
+    assert same_up_to_rounding(a[3], raw_to_uint8(clip3[0]))
     other = torch.cat(list(generated_clips(tiny_pipe, num_clips=5, num_frames=4, subsample=2, seed=4)))
     assert not torch.equal(a, other)
 
@@ -279,8 +286,8 @@ def test_each_generated_clip_gets_its_label_whatever_the_batch(tiny_pipe):
 def test_generated_frames_take_16_per_video(tiny_pipe):
     frames = torch.cat(list(generated_frames(tiny_pipe, num_frames=40, frames_per_video=16, seed=0, batch_size=32)))
     assert frames.shape[0] == 40 and frames.ndim == 4
-    video2 = tiny_pipe(num_frames=16, generator=derive_seed(0, 2)).frames[0]
-    assert torch.equal(frames[32:40], to_uint8(video2[:8]))
+    video2 = tiny_pipe(num_frames=16, generator=derive_seed(0, 2), output_type="uint8").frames[0]
+    assert torch.equal(frames[32:40], video2[:8])
 
 
 def test_rebatch_regroups_rows_in_order():

@@ -133,7 +133,8 @@ def test_components_must_fit():
 
 
 def test_bad_call_arguments(pipe):
-    with pytest.raises(ValueError, match="output_type must be one of 'pt', 'np', 'pil', got 'latent'"):
+    with pytest.raises(ValueError,
+                       match="output_type must be one of 'pt', 'np', 'pil', 'uint8', 'raw', got 'latent'"):
         pipe(num_frames=1, output_type="latent")
     with pytest.raises(ValueError, match="num_frames must be >= 1, got 0"):
         pipe(num_frames=0)

@@ -340,7 +340,8 @@ def test_short_and_long_sets_against_the_rendered_embedding(latents, tmp_path):
     from vgz.data.base import DatasetError
     from vgz.data.datasets import open_dataset
     from vgz.metrics import create_metric, evaluate
-    from vgz.metrics.protocol import _clip_seeds, to_uint8
+    from vgz.metrics.protocol import _clip_seeds
+    from vgz.pipelines.base import raw_to_uint8
     from vgz.metrics.windows import real_random_frames, real_windows
 
     psp = VideoPipeline.from_pretrained(latents.parent / "psp")
@@ -351,7 +352,7 @@ def test_short_and_long_sets_against_the_rendered_embedding(latents, tmp_path):
     data = open_dataset(latents, sampling=vgz.create("recipe", "stylevideogan", preset="tiny").sampling())
     rendered = data.rendered(pipe.synthesis)
     clips = torch.cat(list(real_windows(rendered, num_clips=5, window=4, num_workers=0)))
-    every = {(v, o): to_uint8((pipe.synthesis(data.read_latents(v, range(o, o + 4)), noise_mode="const") + 1) / 2)
+    every = {(v, o): raw_to_uint8(pipe.synthesis(data.read_latents(v, range(o, o + 4)), noise_mode="const"))
              for v in range(data.num_videos) for o in range(data.video_lengths[v] - 3)}
     near = lambda a, b: (a.int() - b.int()).abs().max() <= 1  # noqa: E731 - batches round differently
     assert clips.shape == (5, 4, 3, 16, 16) and all(any(near(c, w) for w in every.values()) for c in clips)
@@ -362,7 +363,7 @@ def test_short_and_long_sets_against_the_rendered_embedding(latents, tmp_path):
     # Long clips are a long video cut back to back; FID frames are frames of the same videos.
     long = create_metric("fvd_long", window=5, num_fake=6, windows_per_video=3)
     fake = torch.cat(list(long.fake_samples(pipe, seed=0, batch_size=2)))
-    videos = to_uint8(pipe(2, 15, generator=_clip_seeds(0, 0, 2)).frames)
+    videos = pipe(2, 15, generator=_clip_seeds(0, 0, 2), output_type="uint8").frames
     # (window by window, each over the batch's videos)
     torch.testing.assert_close(fake, videos.view(2, 3, 5, 3, 16, 16).transpose(0, 1).reshape(6, 5, 3, 16, 16),
                                atol=1, rtol=0)

@@ -100,6 +100,15 @@ def _eval_results(report: Any) -> list:
         args.update(resolution=proto["resolution"], seed=report.seed, comparable=proto["comparable"],
                     real_items=proto["real_taken"].get("items"), fake_items=proto["fake_taken"].get("items"),
                     detector=det["name"], detector_sha256=det["sha256"], vgz=report.environment.get("vgz"))
+        # How the samples were taken (older reports predate these: vgz's defaults then).
+        args.update(offsets=proto.get("offsets", "seeded"), order=proto.get("order", "natural"),
+                    resolution_rule=proto.get("resolution_rule", "model"))
+        if proto.get("offsets") == "official":
+            args.update(offset_workers=proto.get("offset_workers"))
+        if det.get("weights_sha256"):
+            args.update(detector_weights_sha256=det["weights_sha256"])
+        if proto.get("not_comparable"):
+            args.update(not_comparable="; ".join(proto["not_comparable"]))
         entries.append(EvalResult(
             task_type=TASK_TYPE, task_name="Unconditional video generation",
             dataset_type=_dataset_type(report.data), dataset_name=report.data,
@@ -117,21 +126,27 @@ def _eval_results(report: Any) -> list:
 
 def _same(a: Any, b: Any) -> bool:
     """Two results of the same metric on the same data at the same resolution (the newer replaces)."""
+    mode = lambda r: tuple((r.metric_args or {}).get(k) for k in ("offsets", "order", "resolution_rule"))  # noqa: E731
     return (a.metric_config == b.metric_config and a.dataset_name == b.dataset_name
-            and (a.dataset_args or {}).get("resolution") == (b.dataset_args or {}).get("resolution"))
+            and (a.dataset_args or {}).get("resolution") == (b.dataset_args or {}).get("resolution")
+            and mode(a) == mode(b))
 
 
 def _evaluation_text(results: list) -> str:
     if not results:
         return ""
-    rows = ["| Metric | Value | Data | Resolution | Real / generated | Detector (SHA-256) | Seed |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| Metric | Value | Data | Resolution | Real / generated | Detector (SHA-256) | Seed | Offsets, order, "
+            "resolution rule |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         a = r.metric_args or {}
         note = "" if a.get("comparable", True) else " (reduced sample count: not comparable to papers)"
+        offsets = a.get("offsets", "seeded")
+        if offsets == "official":
+            offsets += f" (torch seed {a.get('seed')}, {a.get('offset_workers')} workers)"
         rows.append(f"| {r.metric_name} (`{r.metric_config}`) | {r.metric_value:.2f}{note} | `{r.dataset_name}` | "
                     f"{(r.dataset_args or {}).get('resolution')} | {a.get('real_items')} / {a.get('fake_items')} | "
-                    f"{a.get('detector')} (`{str(a.get('detector_sha256'))[:12]}`) | {a.get('seed')} |")
+                    f"{a.get('detector')} (`{str(a.get('detector_sha256'))[:12]}`) | {a.get('seed')} | "
+                    f"{offsets}, {a.get('order', 'natural')}, {a.get('resolution_rule', 'model')} |")
     protocol = (
         "Computed with `vgz eval` (vgz {vgz}) using StyleGAN-V's protocol: FVD on one clip per real video "
         "(videos shorter than the clip dropped, random offset with a fixed seed) against generated clips of "
@@ -139,7 +154,10 @@ def _evaluation_text(results: list) -> str:
         "t = 0..15 of consecutive videos. Generated frames become uint8 as `(x * 127.5 + 128).clamp(0, 255)`; "
         "features are accumulated in float64 and the Frechet distance is taken by symmetric "
         "eigendecomposition. The detector column names the feature network and the SHA-256 of its weights "
-        "file: numbers are comparable only between equal hashes."
+        "file: numbers are comparable only between equal hashes. Offsets: real clip offsets seeded per video "
+        "(vgz) or drawn as StyleGAN-V's code draws them (official); order: natural (`2.png` before `10.png`) or "
+        "plain (StyleGAN-V's `sorted()`); resolution rule: real frames resized to the model's resolution "
+        "(model) or fed at their own size (native, as StyleGAN-V's code does with two folders)."
     ).format(vgz=(results[0].metric_args or {}).get("vgz", "?"))
     return "\n".join(rows) + "\n\n" + protocol
 

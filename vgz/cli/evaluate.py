@@ -31,7 +31,8 @@ def eval_cmd(
                                        "one video detector (I3D) for FVD and one image detector (Inception) for FID."),
     num_videos: Optional[int] = typer.Option(None, "--num-videos", min=1, help="At most this many real and "
                                              "generated videos per metric (quick; not comparable to papers)."),
-    seed: int = typer.Option(0, help="Seed of the generated samples."),
+    seed: int = typer.Option(0, help="Seed of the generated samples (with --offsets official, also the torch seed "
+                                     "of the real clip offsets)."),
     resolution: Optional[int] = typer.Option(None, help="Evaluation resolution (default: the model's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The JSON result (default: eval_results.json in "
                                                                 "the model folder, or here)."),
@@ -41,7 +42,18 @@ def eval_cmd(
     truncation_psi: float = typer.Option(1.0, "--truncation-psi"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached real-data statistics."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where real statistics are cached (default ~/.cache/vgz/metrics)."),
-    num_workers: int = typer.Option(2, min=0, help="Processes decoding real videos."),
+    num_workers: Optional[int] = typer.Option(None, min=0, help="Processes decoding real videos (default 2; with "
+                                              "--offsets official, also the DataLoader workers whose draws are "
+                                              "reproduced: default 3, the official code's)."),
+    offsets: str = typer.Option("seeded", help="Real FVD clip offsets: seeded (vgz: per video, reproducible) or "
+                                               "official (drawn as StyleGAN-V's code draws them for torch seed "
+                                               "--seed and --num-workers workers)."),
+    order: Optional[str] = typer.Option(None, help="Order of videos and frames in folders: natural (2.png before "
+                                                   "10.png; default) or plain (Python's sorted(), StyleGAN-V's; "
+                                                   "default with --offsets official)."),
+    resolution_rule: str = typer.Option("model", "--resolution-rule", help="model: real frames (and generated "
+                                        "folders) resized to the evaluation resolution; native: each set at its "
+                                        "own size into the detector's resize, as StyleGAN-V's code does."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     revision: Optional[str] = typer.Option(None, help="Hub revision of the model (branch, tag or commit)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Videos generated per model call "
@@ -83,7 +95,7 @@ def eval_cmd(
                           num_videos=num_videos, seed=seed, resolution=resolution, device=device,
                           num_workers=num_workers, cache_dir=(cache_dir if cache else False), progress=not quiet,
                           bn_eps=bn_eps, truncation_psi=truncation_psi, hub_kwargs={"revision": revision},
-                          batch_size=batch_size)
+                          batch_size=batch_size, offsets=offsets, order=order, resolution_rule=resolution_rule)
     except (EvaluationError, DetectorError, DatasetError, ModelNotFoundError, UnknownComponentError,
             FileNotFoundError) as exc:
         fail(str(exc))
@@ -93,7 +105,8 @@ def eval_cmd(
         det = proto["detector"]
         typer.echo(f"{name}: {value:.4f}  ({proto['real_taken']['items']} real / {proto['fake_taken']['items']} "
                    f"generated, {proto['resolution']}px, detector {det['name']} sha256 {str(det['sha256'])[:12]}, "
-                   f"seed {seed})")
+                   f"seed {seed}; offsets {proto['offsets']}, order {proto['order']}, resolution rule "
+                   f"{proto['resolution_rule']}{'' if proto['comparable'] else '; not comparable'})")
     errors = []
     try:
         typer.echo(f"wrote {report.save(out)}")

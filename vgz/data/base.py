@@ -16,6 +16,7 @@ as in StyleGAN-V's files, frame paths ``video/frame.png``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ __all__ = [
     "VideoDataset",
     "resize_center_crop",
     "natural_key",
+    "sort_key",
     "VIDEO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "LABELS_FILE",
@@ -73,11 +75,22 @@ class DatasetConfig(ComponentConfig):
     xflip: bool = config_field(False, help="mirror whole clips with probability 0.5")
     seed: int = config_field(0, min=0, help="clip seeds for plain integer indices (and synthetic content)")
     use_labels: bool = config_field(True, help="read labels from dataset.json when there is one")
+    order: str = config_field("natural", choices=("natural", "plain"),
+                              help="the order of videos and frames: natural ('2.png' before '10.png'), or plain: "
+                                   "Python's sorted(), case-sensitive, as StyleGAN-V's code reads frame folders")
 
 
 def natural_key(name: str) -> list:
     """Sort key putting ``2.png`` before ``10.png``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def sort_key(order: str) -> Any:
+    """The key of ``sorted()`` for a dataset ``order``: :func:`natural_key` (``"natural"``) or None
+    (``"plain"``: names compared as they are, ``10.png`` before ``2.png`` and ``B`` before ``a``)."""
+    if order not in ("natural", "plain"):
+        raise ValueError(f"order must be 'natural' or 'plain', got {order!r}")
+    return natural_key if order == "natural" else None
 
 
 def resize_center_crop(frames: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -351,6 +364,17 @@ class VideoDataset(torch.utils.data.Dataset):
 
     # ----------------------------------------------------------------------------- identity
 
+    def at_resolution(self, resolution: int) -> "VideoDataset":
+        """This dataset with its frames cropped and resized to ``resolution`` instead: a shallow copy
+        sharing the index (nothing is scanned again)."""
+        if resolution == self.resolution:
+            return self
+        other = copy.copy(self)
+        other.config = self.config.replace(resolution=resolution)
+        other.resolution = resolution
+        other._fingerprint = None
+        return other
+
     def fingerprint(self) -> str:
         """Hex SHA-256 of what the dataset holds at its resolution: which videos, their lengths and
         their content (see :meth:`_content_digest`). Keys caches of real-data statistics; sampling,
@@ -390,11 +414,12 @@ class VideoDataset(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------------- helpers
 
 
-def _walk_dirs(root: Path):
-    """``(folder, sorted file names)`` for ``root`` and every folder below it, in natural order."""
+def _walk_dirs(root: Path, key: Any = natural_key):
+    """``(folder, sorted file names)`` for ``root`` and every folder below it, in natural order (or
+    sorted by ``key``; None: plain string order)."""
     for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
-        yield Path(folder), sorted((f for f in files if not f.startswith(".")), key=natural_key)
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=key)
+        yield Path(folder), sorted((f for f in files if not f.startswith(".")), key=key)
 
 
 def _file_digest(path: str, block: int = 1 << 16) -> bytes:
@@ -408,8 +433,8 @@ def _file_digest(path: str, block: int = 1 << 16) -> bytes:
     return digest.digest()
 
 
-def _walk_files(root: Path) -> list[Path]:
-    return [folder / f for folder, files in _walk_dirs(root) for f in files]
+def _walk_files(root: Path, key: Any = natural_key) -> list[Path]:
+    return [folder / f for folder, files in _walk_dirs(root, key) for f in files]
 
 
 def _read_json(path: Path) -> tuple[str, Any] | None:

@@ -1,5 +1,7 @@
 """``frame-folder``: a folder (or ``.zip``) of per-video folders of images, frames in natural order
-(``2.png`` before ``10.png``).
+(``2.png`` before ``10.png``), or in plain string order (``order="plain"``), as StyleGAN-V's
+``VideoFramesFolderDataset`` sorts them. Where the two orders differ (frame names not zero-padded),
+opening the dataset warns: the two codes would read other clips, or other videos first.
 
 Frames become 8-bit RGB whatever their mode (:func:`image_to_rgb8`): 16-bit images keep their high
 byte (``v >> 8``, what Pillow itself does when it opens 16-bit RGB PNGs, so a 16-bit grey frame and
@@ -14,6 +16,7 @@ import io
 import json
 import os
 import posixpath
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from vgz.data.base import (IMAGE_EXTENSIONS, LABELS_FILE, DatasetConfig, DatasetError, VideoDataset, _read_json,
-                           _walk_dirs, natural_key)
+from vgz.data.base import (IMAGE_EXTENSIONS, LABELS_FILE, DatasetConfig, DatasetError, DatasetWarning, VideoDataset,
+                           _read_json, _walk_dirs, natural_key, sort_key)
 from vgz.registry import register
 
 __all__ = ["FrameFolderConfig", "FrameFolderDataset", "image_to_rgb8"]
@@ -66,7 +69,8 @@ class FrameFolderConfig(DatasetConfig):
 
 @register("dataset", "frame-folder")
 class FrameFolderDataset(VideoDataset):
-    """A folder or .zip of per-video folders of frames (png, jpg...), in natural order."""
+    """A folder or .zip of per-video folders of frames (png, jpg...), in natural order (or plain,
+    ``config.order``)."""
 
     config_class = FrameFolderConfig
     _unpicklable = ("_zip", "_zip_pid")
@@ -76,6 +80,7 @@ class FrameFolderDataset(VideoDataset):
 
     def _index(self) -> None:
         root = Path(self.config.path)
+        key = sort_key(self.config.order)
         self._root, self._zip, self._zip_pid = root, None, None
         self._labels_entry: str | None = None
         if root.is_file() and root.suffix.lower() == ".zip":
@@ -95,11 +100,11 @@ class FrameFolderDataset(VideoDataset):
                     if self._labels_entry is None or name.count("/") < self._labels_entry.count("/"):
                         self._labels_entry = name
             groups = [(name or root.stem, f"{root}:{name or '/'}", files)
-                      for name, files in sorted(videos.items(), key=lambda kv: natural_key(kv[0]))]
+                      for name, files in sorted(videos.items(), key=lambda kv: _by(key, kv[0]))]
         elif root.is_dir():
             self.is_zip = False
             groups = []
-            for folder, files in _walk_dirs(root):
+            for folder, files in _walk_dirs(root, key):
                 images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
                 if images:
                     rel = folder.relative_to(root).as_posix()
@@ -108,8 +113,9 @@ class FrameFolderDataset(VideoDataset):
             raise DatasetError(f"{self.config.path}: expected a folder or .zip of frame folders, found "
                                f"{'a file that is not a .zip' if root.exists() else 'no such file or directory'}")
         self.frame_files: list[list[str]] = []
+        _warn_if_orders_differ(str(root), groups, self.config.order)
         for name, where, files in groups:
-            files = sorted(files, key=lambda f: natural_key(posixpath.basename(f.replace(os.sep, "/"))))
+            files = sorted(files, key=lambda f: _by(key, posixpath.basename(f.replace(os.sep, "/"))))
             before = self.num_videos
             self._add_video(where, len(files), name=name)
             if self.num_videos > before:
@@ -168,3 +174,33 @@ class FrameFolderDataset(VideoDataset):
             with Image.open(data) as image:
                 images.append(image_to_rgb8(image, where=files[int(i)]))
         return images
+
+
+def _by(key: Any, name: str) -> Any:
+    return name if key is None else key(name)
+
+
+def _warn_if_orders_differ(root: str, groups: list[tuple[str, str, list[str]]], order: str) -> None:
+    """Warn when natural and plain string order differ for the frames of some video (``1.png, 2.png,
+    ..., 10.png``: not zero-padded) or for the videos themselves: vgz (natural) and StyleGAN-V's
+    code (plain) would then read other clips, or other videos as "the first N"."""
+    frames = [(name, [posixpath.basename(f.replace(os.sep, "/")) for f in files]) for name, _, files in groups]
+    unpadded = [(name, names) for name, names in frames if sorted(names) != sorted(names, key=natural_key)]
+    videos = [name for name, _, _ in groups]
+    reordered = sorted(videos) != sorted(videos, key=natural_key)
+    if not unpadded and not reordered:
+        return
+    found = []
+    if unpadded:
+        name, names = unpadded[0]
+        plain = sorted(names)
+        found.append(f"the frames of {len(unpadded)} videos are not zero-padded (in {name}: "
+                     f"{', '.join(plain[:3])}, ... in plain order)")
+    if reordered:
+        found.append(f"the video folders sort differently (plain order starts {', '.join(sorted(videos)[:3])}; "
+                     f"natural order {', '.join(sorted(videos, key=natural_key)[:3])})")
+    warnings.warn(f"{root}: {' and '.join(found)}. This dataset reads them in {order} order; StyleGAN-V's code sorts "
+                  "names as plain strings and vgz by default naturally ('2.png' before '10.png'), so the two read "
+                  "other clips or other videos. Zero-pad the names (00001.png) to make both agree, or open the "
+                  "dataset with order='plain' (vgz eval --order plain) to read as StyleGAN-V does.",
+                  DatasetWarning, stacklevel=4)

@@ -19,7 +19,7 @@ import torch
 
 from vgz.configs import config_field
 from vgz.data.base import (LABELS_FILE, VIDEO_EXTENSIONS, DatasetConfig, DatasetError, VideoDataset, _read_json,
-                           _walk_files)
+                           _walk_files, sort_key)
 from vgz.registry import register
 
 __all__ = ["VideoFolderConfig", "VideoFolderDataset", "probe_num_frames", "close_readers"]
@@ -244,7 +244,7 @@ class VideoFolderDataset(VideoDataset):
         self.backend = backend
         self.decord_failed: set[int] = set()  # videos read with PyAV after decord failed (this process)
         self._root = root
-        files = [p for p in _walk_files(root) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        files = [p for p in _walk_files(root, sort_key(self.config.order)) if p.suffix.lower() in VIDEO_EXTENSIONS]
         from concurrent.futures import ThreadPoolExecutor
 
         def probe(path: Path) -> int | str:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from vgz.metrics.features import (WEIGHT_SUFFIXES, DetectorError, FeatureDetector, check_detector,
-                                  check_state_dict, file_sha256, randomize_, read_state_dict)
+                                  check_state_dict, file_sha256, randomize_, read_state_dict, weights_sha256)
 from vgz.metrics.i3d import load_i3d
 from vgz.metrics.inception import load_inception
 
@@ -195,4 +195,5 @@ def load_detector(ref: str | os.PathLike, *, kind: str | None = None, bn_eps: fl
     detector.source = str(ref)
     if detector.sha256 is None:
         detector.sha256 = file_sha256(path)
+    detector.weights_sha256 = weights_sha256(detector)
     return detector.eval().requires_grad_(False).to(device)

@@ -8,7 +8,8 @@
     report.save("eval.json")  # values, and the protocol of each (clips, frames, detector hash, ...)
 
 Real-data statistics are cached (``~/.cache/vgz/metrics`` or ``$VGZ_CACHE/metrics``) in a file
-keyed by the dataset's content, the real side of the protocol and the detector file's hash.
+keyed by the dataset's content, the real side of the protocol and the detector's weights
+(:func:`~vgz.metrics.features.weights_sha256`).
 """
 
 from __future__ import annotations
@@ -121,9 +122,11 @@ def _native_resolution(dataset: Any) -> int:
     return int(height)
 
 
-def _open(spec: Any, resolution: int, what: str, render: Any = None) -> Any:
-    """The dataset ``spec`` at ``resolution``; a latent folder (``vgz invert``) is rendered by ``render``
-    (the model's StyleGAN2 synthesis), the "W+ embedding rendered" reference of StyleVideoGAN's protocol."""
+def _open(spec: Any, resolution: int, what: str, render: Any = None, order: str = "natural",
+          native: bool = False) -> Any:
+    """The dataset ``spec`` at ``resolution`` (``native``: at its frames' own size), its videos and
+    frames in ``order``; a latent folder (``vgz invert``) is rendered by ``render`` (the model's
+    StyleGAN2 synthesis), the "W+ embedding rendered" reference of StyleVideoGAN's protocol."""
     from vgz.data.datasets import DatasetError, VideoDataset, open_dataset
     from vgz.data.latents import is_latent_folder
     from vgz.data.sampling import ClipSamplingConfig
@@ -137,22 +140,28 @@ def _open(spec: Any, resolution: int, what: str, render: Any = None) -> Any:
         except DatasetError as exc:
             raise EvaluationError(f"{what}: {exc}") from exc
     if isinstance(spec, VideoDataset):
-        if spec.resolution != resolution:
+        if spec.resolution != resolution and not native:
             raise EvaluationError(f"{what} dataset is at resolution {spec.resolution}, the model makes {resolution}")
         return spec
     try:
         # Any clip length: the metrics pick the videos long enough for their clips themselves.
-        return open_dataset(spec, resolution=resolution, sampling=ClipSamplingConfig.from_preset("image"))
+        dataset = open_dataset(spec, resolution=resolution, sampling=ClipSamplingConfig.from_preset("image"),
+                               order=order)
     except DatasetError as exc:
         raise EvaluationError(f"{what}: {exc}") from exc
+    if native and not getattr(dataset, "renders_in_process", False) and not str(spec).startswith("synthetic:"):
+        dataset = dataset.at_resolution(_native_resolution(dataset))
+    return dataset
 
 
 def _stats_cache_key(metric: Metric, dataset: Any, detector: FeatureDetector) -> str | None:
-    if detector.sha256 is None:  # random weights: nothing to key a cache on
+    if detector.sha256 is None:  # not from a file (random weights in tests): not cached
         return None
     real = {k: v for k, v in metric.protocol().items() if k not in ("num_fake", "fake")}
+    # Keyed on the weights, not the file: the same network exported again is another file.
     key = {"real": real, "dataset": dataset.fingerprint(), "resolution": dataset.resolution,
-           "detector": detector.sha256, "detector_settings": detector.settings, "format": 1}
+           "detector": detector.weights_sha256 or detector.sha256, "detector_settings": detector.settings,
+           "format": 2}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -274,7 +283,7 @@ def _check_sample_counts(metric: Metric, dataset: Any, what: str, *, real: bool)
 def _run_metric(metric: Metric, detector: FeatureDetector, dataset: Any, pipe: Any, fake_dataset: Any,
                 device: torch.device, cache: Path | None, num_workers: int, progress: bool, seed: int, labels: Any,
                 call_kwargs: dict[str, Any], resolution: int, comparable: bool, batch_size: int | None,
-                warned: bool) -> tuple[float, dict[str, Any], float]:
+                warned: bool, rules: dict[str, Any]) -> tuple[float, dict[str, Any], float]:
     """One metric: real statistics (cached), generated statistics, the distance and its record."""
     t0 = time.time()
     real, real_info = _real_stats(metric, dataset, detector, device, cache_dir=cache, num_workers=num_workers,
@@ -284,14 +293,50 @@ def _run_metric(metric: Metric, detector: FeatureDetector, dataset: Any, pipe: A
     else:
         samples = metric.fake_samples_from_dataset(fake_dataset, num_workers=num_workers)
     fake = _accumulate(samples, detector, device, f"{metric.name} generated", progress, metric.detector_batch_size)
+    short = samples.info.get("videos_too_short", 0) if fake_dataset is not None else 0
+    if short:
+        warnings.warn(f"{metric.name}: {short} of the {fake_dataset.num_videos} generated videos in "
+                      f"{fake_dataset.config.path} are shorter than {metric.min_video_len} frames and were skipped "
+                      "(StyleGAN-V's code stops with an assertion on them)", FewSamplesWarning, stacklevel=3)
     with warnings.catch_warnings():
         if warned:  # the few samples were reported before the evaluation started
             warnings.simplefilter("ignore", FewSamplesWarning)
         value = frechet_distance_from_stats(real, fake, name=metric.name)
-    protocol = {**metric.protocol(), "resolution": resolution, "detector": detector.describe(), "tf32": False,
-                "real_taken": real_info, "fake_taken": {**samples.info, "items": fake.num_items},
-                "comparable": comparable}
+    why = [] if comparable else ["--num-videos limits the samples"]
+    why += _short_of_protocol(metric, real.num_items, fake.num_items)
+    protocol = {**metric.protocol(), "resolution": resolution, **rules, "detector": detector.describe(),
+                "tf32": False, "real_taken": real_info, "fake_taken": {**samples.info, "items": fake.num_items},
+                "comparable": not why, **({"not_comparable": why} if why else {})}
     return value, protocol, round(time.time() - t0, 3)
+
+
+def _short_of_protocol(metric: Metric, real_items: int, fake_items: int) -> list[str]:
+    """Why the samples taken fall short of what ``metric``'s protocol takes (empty: they do not)."""
+    cfg = metric.config
+    why = []
+    num_real = getattr(cfg, "num_real", None)  # None: FID's "every real frame"
+    if num_real is not None and real_items < num_real:
+        why.append(f"{real_items} real {'frames' if metric.detector_kind == 'image' else 'clips'}, the protocol "
+                   f"takes {num_real}")
+    if fake_items < cfg.num_fake:
+        why.append(f"{fake_items} generated {'frames' if metric.detector_kind == 'image' else 'clips'}, the protocol "
+                   f"takes {cfg.num_fake}")
+    return why
+
+
+def _with_official_offsets(metric: Metric, seed: int, num_workers: int, resolution: int) -> Metric:
+    """``metric`` drawing its real clips as StyleGAN-V's code does: offsets from the torch seed
+    ``seed`` and ``num_workers`` DataLoader workers, in its detector batches for ``resolution``."""
+    from vgz.metrics.protocol import FID, FVD, OFFICIAL_FRAMES_PER_BATCH
+
+    if isinstance(metric, FID):
+        return metric  # every real frame: no offsets
+    if not isinstance(metric, FVD):
+        raise EvaluationError(f"{metric.name}: offsets='official' reproduces StyleGAN-V's metric code (fvd16, "
+                              f"fvd128, fvd128_subsample8, fid); {metric.name} is not one of its metrics")
+    config = metric.config.replace(offsets="official", real_seed=seed, offset_workers=num_workers,
+                                   frames_per_batch=OFFICIAL_FRAMES_PER_BATCH.get(resolution, 128))
+    return type(metric)(config)
 
 
 # --------------------------------------------------------------------------------- evaluate
@@ -307,7 +352,7 @@ def evaluate(
     seed: int = 0,
     resolution: int | None = None,
     device: str | torch.device | None = None,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     cache_dir: str | os.PathLike | None | bool = None,
     progress: bool = True,
     bn_eps: float | None = None,
@@ -315,6 +360,9 @@ def evaluate(
     noise_mode: str | None = None,
     hub_kwargs: dict[str, Any] | None = None,
     batch_size: int | None = None,
+    offsets: str = "seeded",
+    order: str | None = None,
+    resolution_rule: str = "model",
 ) -> EvalReport:
     """Compute ``metrics`` of ``model`` against the real videos ``data``.
 
@@ -328,10 +376,12 @@ def evaluate(
             Hub repo ids or :class:`FeatureDetector` objects.
         num_videos: use at most this many real and generated videos per metric instead of the
             protocol's numbers (quick checks; such values are not comparable to published ones).
-        seed: seed of the generated samples (clip i uses ``derive_seed(seed, i)``).
+        seed: seed of the generated samples (clip i uses ``derive_seed(seed, i)``); with
+            ``offsets="official"`` also the torch seed of the official real clip offsets.
         resolution: evaluation resolution; default the model's (real frames are resized to it).
         device: default CUDA when available.
-        num_workers: processes decoding real videos.
+        num_workers: processes decoding real videos (default 2); with ``offsets="official"`` also the
+            DataLoader workers whose draws are reproduced (default 3, the official code's).
         cache_dir: where real statistics are cached; None = :func:`default_cache_dir`, False = no cache.
         bn_eps: batch-norm epsilon of a state-dict I3D (1e-5 as the port, 1e-3 as TF-Hub's original).
         truncation_psi, noise_mode: passed to the pipeline (the protocol uses psi 1).
@@ -342,6 +392,16 @@ def evaluate(
             used, not the result: clip ``i`` comes from ``derive_seed(seed, i)`` and the detector
             takes the protocol's batches whatever it is (the model's batched convolutions may
             still round a last float bit differently).
+        offsets: real FVD clip offsets: ``"seeded"`` (vgz: one seed per video, reproducible whatever
+            the workers) or ``"official"`` (as StyleGAN-V's code draws them for the torch seed
+            ``seed`` and ``num_workers`` workers; see :func:`~vgz.metrics.protocol.official_offsets`).
+        order: the order of videos and frames in folders: ``"natural"`` (``2.png`` before ``10.png``;
+            the default) or ``"plain"`` (Python's ``sorted()``, StyleGAN-V's; the default with
+            ``offsets="official"``). It decides which clips and which "first 2048 videos" are read.
+        resolution_rule: ``"model"`` (real frames, and generated videos of a folder, resized to the
+            evaluation resolution, as preparing the dataset at the model's resolution does) or
+            ``"native"`` (each set fed at its own frame size into the detector's own resize, as
+            StyleGAN-V's code does with two folders).
 
     Before anything is decoded or generated, each detector is run on a black and a noise input
     (a detector with constant, non-finite or fewer than 2 features is refused: it would make the
@@ -354,6 +414,18 @@ def evaluate(
 
     start_all = time.time()
     hub_kwargs = hub_kwargs or {}
+    if offsets not in ("seeded", "official"):
+        raise EvaluationError(f"offsets: expected 'seeded' or 'official', found {offsets!r}")
+    if resolution_rule not in ("model", "native"):
+        raise EvaluationError(f"resolution_rule: expected 'model' or 'native', found {resolution_rule!r}")
+    order = order or ("plain" if offsets == "official" else "natural")
+    if order not in ("natural", "plain"):
+        raise EvaluationError(f"order: expected 'natural' or 'plain', found {order!r}")
+    if num_workers is None:
+        num_workers = 3 if offsets == "official" else 2
+    if num_workers < (1 if offsets == "official" else 0):
+        raise EvaluationError(f"num_workers: expected >= 1 with offsets='official' (its offsets are drawn in "
+                              f"DataLoader workers), found {num_workers}")
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     chosen = [create_metric(m).limit(num_videos) for m in dict.fromkeys(ALIASES.get(m, m) for m in metrics)]
     if not chosen:
@@ -374,13 +446,20 @@ def evaluate(
         resolution = resolution or _pipeline_resolution(pipe)
         model_name = str(model) if not isinstance(model, VideoPipeline) else type(model).__name__
     else:
-        fake_dataset = _open(model, resolution or 64, "generated videos")
-        if resolution is None:
-            resolution = _native_resolution(fake_dataset)
-            fake_dataset = _open(model, resolution, "generated videos")
+        fake_dataset = _open(model, resolution or 64, "generated videos", order=order)
+        if resolution is None or resolution_rule == "native":
+            native = _native_resolution(fake_dataset)
+            resolution = resolution or native
+            fake_dataset = fake_dataset.at_resolution(native)
         model_name = str(model)
     synthesis = pipe.components.get("synthesis") if pipe is not None else None
-    dataset = _open(data, resolution, "real data", render=synthesis)
+    dataset = _open(data, resolution, "real data", render=synthesis, order=order,
+                    native=resolution_rule == "native")
+    if offsets == "official":
+        chosen = [_with_official_offsets(m, seed, num_workers, resolution) for m in chosen]
+    rules = {"offsets": offsets, "order": order, "resolution_rule": resolution_rule,
+             "real_resolution": dataset.resolution,
+             "fake_resolution": fake_dataset.resolution if fake_dataset is not None else resolution}
 
     # Cheap checks first (video lengths, then two inputs through each detector): nothing below is
     # worth hours of generation if these fail.
@@ -414,7 +493,7 @@ def evaluate(
             results[metric.name], protocols[metric.name], seconds[metric.name] = _run_metric(
                 metric, dets[metric.detector_kind], dataset, pipe, fake_dataset, device, cache, num_workers,
                 progress, seed, labels, call_kwargs, resolution, comparable=num_videos is None,
-                batch_size=batch_size, warned=warned[metric.name])
+                batch_size=batch_size, warned=warned[metric.name], rules=rules)
     seconds["total"] = round(time.time() - start_all, 3)
 
     return EvalReport(

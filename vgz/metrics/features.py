@@ -29,8 +29,8 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-__all__ = ["FeatureDetector", "DetectorError", "read_state_dict", "file_sha256", "check_state_dict",
-           "check_detector", "randomize_", "WEIGHT_SUFFIXES"]
+__all__ = ["FeatureDetector", "DetectorError", "read_state_dict", "file_sha256", "weights_sha256", "check_state_dict",
+           "check_detector", "randomize_", "save_torchscript", "WEIGHT_SUFFIXES"]
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors", ".bin")
 
@@ -48,7 +48,8 @@ class FeatureDetector(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.name = type(self).__name__
-        self.sha256: str | None = None
+        self.sha256: str | None = None  # of the file it was loaded from
+        self.weights_sha256: str | None = None  # of what it computes with (see weights_sha256)
         self.source: str | None = None
         self.settings: dict[str, Any] = {}
 
@@ -59,8 +60,9 @@ class FeatureDetector(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """What the metric protocol records about this detector (JSON-safe)."""
-        return {"name": self.name, "kind": self.kind, "feature_dim": self.feature_dim,
-                "sha256": self.sha256, "source": self.source, **({"settings": self.settings} if self.settings else {})}
+        return {"name": self.name, "kind": self.kind, "feature_dim": self.feature_dim, "sha256": self.sha256,
+                "weights_sha256": self.weights_sha256, "source": self.source,
+                **({"settings": self.settings} if self.settings else {})}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ndim = 5 if self.kind == "video" else 4
@@ -184,6 +186,52 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.T
                             f"{len(state)} tensors with " + "; ".join(problems))
     zero = torch.zeros((), dtype=torch.long)
     return {k: state[k] if k in state else zero for k in expected}
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """Hex SHA-256 of what ``module`` computes with: every tensor of its state dict (name, dtype,
+    shape, values) and, for TorchScript, the code of each submodule with TorchScript's per-process
+    type numbering (``___torch_mangle_N``) removed. Unlike the file's hash it does not change when
+    the same network is exported again (TorchScript archives also hold source paths and type
+    numbers), so it keys cached statistics."""
+    import re
+
+    digest = hashlib.sha256(b"vgz-weights/1\0")
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for name, sub in sorted(module.named_modules(), key=lambda kv: kv[0]):
+        code = getattr(sub, "code", None) if isinstance(sub, torch.jit.ScriptModule) else None
+        if isinstance(code, str):
+            digest.update(f"{name}\0{re.sub(r'___torch_mangle_[0-9]+', '', code)}\0".encode())
+    return digest.hexdigest()
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: str | os.PathLike) -> Path:
+    """Write a TorchScript ``module`` to ``path`` (under a temporary name, then renamed) without its
+    debug records, which hold the source files' paths: the same code and weights give the same
+    bytes whatever the folder, the file name or the install path (from a fresh process: TorchScript
+    numbers the types it compiles per process)."""
+    import io
+
+    from vgz.utils import atomic_path
+
+    # In memory: written to a file, the archive's records would be named after the (temporary) file.
+    saved = io.BytesIO()
+    torch.jit.save(module, saved)
+    reader = torch._C.PyTorchFileReader(io.BytesIO(saved.getvalue()))
+    stripped = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(stripped)
+    for record in sorted(reader.get_all_records()):
+        if not record.endswith(".debug_pkl"):
+            data = reader.get_record(record)
+            writer.write_record(record, data, len(data))
+    writer.write_end_of_file()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(stripped.getvalue())
+    return path
 
 
 @torch.no_grad()

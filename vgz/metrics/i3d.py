@@ -39,7 +39,8 @@ from einops import rearrange
 from torch import nn
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.metrics.features import FeatureDetector, check_state_dict, file_sha256, read_state_dict
+from vgz.metrics.features import (FeatureDetector, check_state_dict, file_sha256, read_state_dict,
+                                  save_torchscript)
 from vgz.registry import register, register_kind
 
 register_kind("detector", "frozen networks that turn clips or images into features for the Frechet metrics")
@@ -311,6 +312,8 @@ def load_i3d(path: str | os.PathLike, *, bn_eps: float | None = None,
 class _ScriptedI3D(nn.Module):
     """What :func:`export_torchscript` scripts: StyleGAN-V's ``i3d_torchscript.pt`` call signature."""
 
+    __constants__ = ["resolution"]  # in the code, so that weights_sha256 tells resize targets apart
+
     def __init__(self, net: InceptionI3d, resolution: int) -> None:
         super().__init__()
         self.net = net
@@ -336,15 +339,14 @@ def export_torchscript(detector: I3DDetector, path: str | os.PathLike) -> Path:
     ``rescale`` maps [0, 255] to [-1, 1]; ``resize`` resizes frames to ``resolution`` squared (trilinear over
     ``(T, R, R)``, ``align_corners=False``); ``return_features`` returns the logits ``[B, classes]`` (the FVD
     features; StyleGAN-V passes all three as True), else their softmax. The file is written under a
-    temporary name and renamed, so no half-written file is ever seen at ``path``.
+    temporary name and renamed, so no half-written file is ever seen at ``path``, and without debug
+    records (:func:`~vgz.metrics.features.save_torchscript`): a fresh process exporting the same
+    weights writes the same bytes.
     """
-    from vgz.utils import atomic_path
-
     net = copy.deepcopy(detector.net).cpu().eval()  # a copy: scripting must not tie the file to the detector
     path = Path(path)
     with warnings.catch_warnings():  # recent torch deprecates TorchScript; StyleGAN-V's detector is in it
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+. is deprecated", category=FutureWarning)
         scripted = torch.jit.script(_ScriptedI3D(net, detector.config.resolution).eval())
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
+        save_torchscript(scripted, path)
     return path

@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vgz.configs import ComponentConfig, config_field
-from vgz.metrics.features import FeatureDetector, check_state_dict, file_sha256, read_state_dict
+from vgz.metrics.features import (FeatureDetector, check_state_dict, file_sha256, read_state_dict,
+                                  save_torchscript)
 from vgz.registry import register, register_kind
 
 __all__ = [
@@ -377,6 +378,8 @@ def load_inception(path: str | os.PathLike, config: InceptionConfig | None = Non
 class _TorchScriptInception(nn.Module):
     """NVIDIA's call convention around our network (see :func:`export_torchscript`)."""
 
+    __constants__ = ["resolution", "resize_mode"]  # in the code, so that weights_sha256 sees them
+
     def __init__(self, net: FIDInceptionV3, resolution: int, resize_mode: str) -> None:
         super().__init__()
         self.net = net
@@ -404,8 +407,6 @@ def export_torchscript(detector: InceptionDetector, path: str | os.PathLike) -> 
     NVIDIA's TF-style resize. The file appears complete or not at all (temporary name, then
     ``os.replace``). Returns the path.
     """
-    from vgz.utils import atomic_path
-
     # A copy: scripting must not tie the detector's own modules to the exported graph.
     net = copy.deepcopy(detector.net).eval().requires_grad_(False)
     wrapper = _TorchScriptInception(net, detector.config.resolution, detector.config.resize_mode)
@@ -415,6 +416,5 @@ def export_torchscript(detector: InceptionDetector, path: str | os.PathLike) -> 
         # metric code loads (torch.jit.load), so it is the format we write.
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+. is deprecated", category=FutureWarning)
         scripted = torch.jit.script(wrapper)
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
+        save_torchscript(scripted, path)
     return path

@@ -29,6 +29,7 @@ Metrics are registered components (``vgz list metric``); a plugin may add its ow
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
@@ -41,16 +42,10 @@ from vgz.data.datasets import DatasetWarning, WorkerLoader, _worker_init
 from vgz.data.sampling import derive_seed
 from vgz.registry import register, register_kind
 
-__all__ = ["FVDConfig", "FIDConfig", "Metric", "FVD", "FID", "Samples", "to_uint8", "dataset_clips",
+__all__ = ["FVDConfig", "FIDConfig", "Metric", "FVD", "FID", "Samples", "official_offsets", "dataset_clips",
            "dataset_frames", "generated_clips", "generated_frames", "rebatch", "long_enough"]
 
 register_kind("metric", "evaluation metrics with a fixed protocol (FVD, FID): real and generated samples -> a number")
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """Frames in [0, 1] -> uint8 as the official code converts generator output x in [-1, 1]:
-    ``(x * 127.5 + 128).clamp(0, 255).to(uint8)``, i.e. ``floor(255 f + 0.5)`` for f = (x + 1) / 2."""
-    return (frames.float() * 255 + 0.5).clamp_(0, 255).to(torch.uint8)
 
 
 # --------------------------------------------------------------------------------- samples
@@ -127,23 +122,60 @@ def _read_plan(dataset: Any, plan: Sequence[tuple[int, np.ndarray]], num_workers
     return iter(loader)
 
 
+def official_offsets(lengths: Sequence[int], *, need: int, subsample: int = 1, seed: int, num_workers: int = 3,
+                     clips_per_batch: int = 8) -> list[int]:
+    """The clip offsets StyleGAN-V's metric code draws for real videos of ``lengths`` (those long
+    enough, in dataset order), given the torch seed in effect when its DataLoader starts.
+
+    Its ``VideoFramesFolderDataset`` draws ``random.randint(0, len - need + subsample - 1)`` per
+    item inside the DataLoader's worker processes; PyTorch seeds worker ``w``'s ``random`` with
+    ``base_seed + w``, where ``base_seed`` is the first int64 drawn from torch's global generator
+    when the loader starts, and deals batches of ``clips_per_batch`` items to the ``num_workers``
+    workers in turn. The official script never seeds torch (its numbers change from run to run);
+    ``seed`` stands for ``torch.manual_seed(seed)`` just before the metric.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 (the official offsets are drawn in DataLoader workers), "
+                         f"got {num_workers}")
+    generator = torch.Generator().manual_seed(seed)
+    base_seed = int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+    workers = [random.Random(base_seed + w) for w in range(num_workers)]
+    return [workers[(i // clips_per_batch) % num_workers].randint(0, length - need + subsample - 1)
+            for i, length in enumerate(lengths)]
+
+
 def dataset_clips(dataset: Any, *, num_clips: int, num_frames: int, subsample: int = 1, random_offset: bool = True,
-                  seed: int = 0, batch_size: int = 8, num_workers: int = 2) -> Samples:
+                  seed: int = 0, batch_size: int = 8, num_workers: int = 2, offsets: str = "seeded",
+                  offset_workers: int = 3) -> Samples:
     """One clip of ``num_frames`` frames, every ``subsample``-th, per video, from the first videos
     (in order) with at least ``num_frames * subsample`` frames (StyleGAN-V's ``discard_short_videos``
-    rule), until ``num_clips`` clips are read. Offsets are drawn from ``derive_seed(seed, video)``
-    in ``[0, len - num_frames * subsample + subsample - 1]`` (the official range), or 0.
+    rule), until ``num_clips`` clips are read. Offsets lie in ``[0, len - num_frames * subsample +
+    subsample - 1]`` (the official range): drawn from ``derive_seed(seed, video)`` (``offsets="seeded"``),
+    or as StyleGAN-V's code draws them for the torch seed ``seed``, ``offset_workers`` DataLoader
+    workers and batches of ``batch_size`` clips (``"official"``, :func:`official_offsets`); or 0
+    (``random_offset=False``).
 
     Videos that fail to decode are skipped and counted in ``info["videos_failed"]``; later
     videos take their place.
     """
+    if offsets not in ("seeded", "official"):
+        raise ValueError(f"offsets must be 'seeded' or 'official', got {offsets!r}")
     need = num_frames * subsample
     eligible = long_enough(dataset, need)
+    drawn = None
+    if random_offset and offsets == "official":
+        # The official loader covers the first num_clips eligible videos; the draws go on past them for
+        # the videos that replace ones that fail to decode (the official code would stop there).
+        lengths = [dataset.video_lengths[i] for i in eligible]
+        drawn = official_offsets(lengths, need=need, subsample=subsample, seed=seed, num_workers=offset_workers,
+                                 clips_per_batch=batch_size)
     plan = []
-    for video_idx in eligible:
+    for position, video_idx in enumerate(eligible):
         length = dataset.video_lengths[video_idx]
         offset = 0
-        if random_offset:
+        if drawn is not None:
+            offset = drawn[position]
+        elif random_offset:
             offset = int(np.random.default_rng(derive_seed(seed, video_idx)).integers(length - need + subsample))
         plan.append((video_idx, offset + np.arange(num_frames) * subsample))
     info: dict[str, Any] = {"videos": dataset.num_videos, "videos_too_short": dataset.num_videos - len(eligible),
@@ -243,11 +275,9 @@ def generated_clips(pipe: Any, *, num_clips: int, num_frames: int, subsample: in
         for start in range(0, num_clips, batch_size):
             count = min(batch_size, num_clips - start)
             c = None if labels is None else labels[which[start:start + count]]
-            out = pipe(num_videos=count, num_frames=num_frames, fps=fps, generator=_clip_seeds(seed, start, count),
-                       c=c, output_type="pt", **call_kwargs)
-            clips = to_uint8(out.frames)
-            del out  # not kept (4x the uint8 size) while the consumer runs and the next batch is made
-            yield clips
+            # uint8 made from the generator's output as the official code makes it (raw_to_uint8).
+            yield pipe(num_videos=count, num_frames=num_frames, fps=fps, generator=_clip_seeds(seed, start, count),
+                       c=c, output_type="uint8", **call_kwargs).frames
 
     return Samples(batches(), num_clips, {"clips": num_clips, "seed": seed, "batch_size": batch_size})
 
@@ -272,12 +302,12 @@ def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, 
             c = None if labels is None else labels[which[start:start + count]]
             seeds = _clip_seeds(seed, start, count)
             if per_video == 1:
-                out = pipe(num_images=count, generator=seeds, c=c, output_type="pt", **call_kwargs)
+                out = pipe(num_images=count, generator=seeds, c=c, output_type="uint8", **call_kwargs)
             else:
-                out = pipe(num_videos=count, num_frames=per_video, generator=seeds, c=c, output_type="pt",
+                out = pipe(num_videos=count, num_frames=per_video, generator=seeds, c=c, output_type="uint8",
                            **call_kwargs)
-            images = to_uint8(out.frames.flatten(0, 1))[:left]
-            del out  # as in generated_clips: one batch of float frames at a time
+            images = out.frames.flatten(0, 1)[:left]
+            del out
             left -= len(images)
             yield images
 
@@ -286,6 +316,12 @@ def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, 
 
 
 # --------------------------------------------------------------------------------- metrics
+
+
+#: Frames through the I3D at once in StyleGAN-V's FVD, by the dataset's resolution (its
+#: ``NUM_FRAMES_IN_BATCH``; other resolutions are a KeyError there). The clips per batch decide
+#: which DataLoader worker draws each official offset.
+OFFICIAL_FRAMES_PER_BATCH = {128: 128, 256: 128, 512: 64, 1024: 32}
 
 
 @dataclass
@@ -301,6 +337,11 @@ class FVDConfig(ComponentConfig):
                                                  "are cached and shared across runs)")
     frames_per_batch: int = config_field(128, min=1, help="frames through the detector at once (official: 128 "
                                                           "at 256x256, i.e. 8 clips of 16 frames)")
+    offsets: str = config_field("seeded", choices=("seeded", "official"),
+                                help="real clip offsets: seeded per video by real_seed (vgz: reproducible, "
+                                     "independent of workers), or drawn as StyleGAN-V's code draws them with torch "
+                                     "seed real_seed and offset_workers DataLoader workers (official_offsets)")
+    offset_workers: int = config_field(3, min=1, help="DataLoader workers of the official draws (its code: 3)")
 
     presets = {
         "fvd16": {},
@@ -412,7 +453,8 @@ class FVD(Metric):
     def real_samples(self, dataset: Any, *, num_workers: int = 2) -> Samples:
         cfg = self.config
         return dataset_clips(dataset, num_clips=cfg.num_real, num_frames=cfg.num_frames, subsample=cfg.subsample,
-                             seed=cfg.real_seed, batch_size=self.clips_per_batch, num_workers=num_workers)
+                             seed=cfg.real_seed, batch_size=self.clips_per_batch, num_workers=num_workers,
+                             offsets=cfg.offsets, offset_workers=cfg.offset_workers)
 
     def fake_samples(self, pipe: Any, *, seed: int, labels: np.ndarray | None = None, batch_size: int | None = None,
                      **call_kwargs: Any) -> Samples:
@@ -430,9 +472,14 @@ class FVD(Metric):
         cfg = self.config
         times = ", ".join(str(i * cfg.subsample) for i in range(min(cfg.num_frames, 3)))
         last = (cfg.num_frames - 1) * cfg.subsample
+        if cfg.offsets == "official":
+            offsets = (f"drawn as StyleGAN-V's code draws them (torch seed {cfg.real_seed}, {cfg.offset_workers} "
+                       f"DataLoader workers, batches of {self.clips_per_batch})")
+        else:
+            offsets = f"seeded per video (seed {cfg.real_seed})"
         return {**super().protocol(),
                 "real": f"up to {cfg.num_real} clips, one per video of >= {cfg.num_frames * cfg.subsample} frames "
-                        f"(shorter dropped), at a random offset (seed {cfg.real_seed})",
+                        f"(shorter dropped), at a random offset {offsets}",
                 "fake": f"{cfg.num_fake} clips of frames t = {times}, ..., {last}",
                 "uint8": "generated: (x * 127.5 + 128).clamp(0, 255).to(uint8)",
                 "statistics": "float64 mean and covariance (/N); Frechet distance by symmetric eigendecomposition"}

@@ -28,7 +28,7 @@ import torch
 
 from vgz.configs import ComponentConfig, config_field
 from vgz.data.sampling import derive_seed
-from vgz.metrics.protocol import Metric, Samples, _clip_seeds, _read_plan, to_uint8
+from vgz.metrics.protocol import Metric, Samples, _clip_seeds, _read_plan
 from vgz.registry import register
 
 __all__ = ["WindowFVDConfig", "WindowFIDConfig", "WindowFVD", "WindowFID", "real_windows", "real_random_frames"]
@@ -175,8 +175,8 @@ class WindowFVD(Metric):
                 count = min(batch, num_videos - start)
                 # One chunk per window: each comes out as `count` clips while the videos stream on.
                 for chunk in pipe.stream(count, cfg.window * per_video, generator=_clip_seeds(seed, start, count),
-                                         chunk_size=cfg.window, **call_kwargs):
-                    clips = to_uint8(chunk.frames)[:left]
+                                         chunk_size=cfg.window, output_type="uint8", **call_kwargs):
+                    clips = chunk.frames[:left]
                     left -= len(clips)
                     yield clips
                     if left == 0:
@@ -252,8 +252,9 @@ class WindowFID(Metric):
             for start in range(0, cfg.num_videos, batch):
                 count = min(batch, cfg.num_videos - start)
                 seconds = torch.from_numpy(times[start:start + count]).double() / pipe.config.fps
-                out = pipe(count, timestamps=seconds, generator=_clip_seeds(seed, start, count), **call_kwargs)
-                images = to_uint8(out.frames.flatten(0, 1))[:left]
+                out = pipe(count, timestamps=seconds, generator=_clip_seeds(seed, start, count), output_type="uint8",
+                           **call_kwargs)
+                images = out.frames.flatten(0, 1)[:left]
                 left -= len(images)
                 yield images
                 if left == 0:

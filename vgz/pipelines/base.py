@@ -36,10 +36,10 @@ from vgz.utils import atomic_write_text
 
 __all__ = ["VideoPipeline", "VideoPipelineOutput", "MODEL_INDEX", "OUTPUT_TYPES", "NonFiniteOutputError",
            "as_generators", "check_count", "check_finite_frames", "check_number", "check_output_type", "convert_frames",
-           "load_images", "to_unit_range"]
+           "finish_frames", "load_images", "raw_to_uint8", "to_unit_range"]
 
 MODEL_INDEX = "model_index.json"
-OUTPUT_TYPES = ("pt", "np", "pil")
+OUTPUT_TYPES = ("pt", "np", "pil", "uint8", "raw")
 P = TypeVar("P", bound="VideoPipeline")
 
 
@@ -48,8 +48,10 @@ class VideoPipelineOutput:
     """What a pipeline returns.
 
     Attributes:
-        frames: ``[B, T, C, H, W]`` in [0, 1]: a float32 tensor (``"pt"``), a float32 array
-            (``"np"``), or a list of B lists of T PIL images (``"pil"``).
+        frames: ``[B, T, C, H, W]``: in [0, 1] as a float32 tensor (``"pt"``), a float32 array
+            (``"np"``) or a list of B lists of T PIL images (``"pil"``); a uint8 tensor (``"uint8"``,
+            converted as StyleGAN-V's metric code does, see :func:`raw_to_uint8`); or the generator's
+            own output, float32 in about [-1, 1] and not clamped (``"raw"``).
         timestamps: ``[B, T]`` seconds of each frame.
         fps: the frame rate the timestamps were sampled at (None for arbitrary timestamps).
     """
@@ -101,7 +103,7 @@ def check_number(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 def check_output_type(output_type: str) -> None:
-    """Refuse an ``output_type`` other than ``"pt"``, ``"np"`` or ``"pil"``."""
+    """Refuse an ``output_type`` other than ``"pt"``, ``"np"``, ``"pil"``, ``"uint8"`` or ``"raw"``."""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
 
@@ -141,9 +143,33 @@ def to_unit_range(raw: torch.Tensor) -> torch.Tensor:
     return ((raw.float() + 1) / 2).clamp(0, 1)
 
 
+def raw_to_uint8(raw: torch.Tensor) -> torch.Tensor:
+    """Generator output x in [-1, 1] -> uint8 exactly as StyleGAN-V's (and StyleGAN2-ADA's) metric code
+    converts it: ``(x * 127.5 + 128).clamp(0, 255)``, truncated, in float32. Mathematically
+    ``floor(255 (x + 1) / 2 + 0.5)``, but computed from ``(x + 1) / 2`` in float32 that comes out one
+    lower at most exact rounding boundaries, so metrics take the generator's own output."""
+    return (raw.float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
+
+
+def finish_frames(raw: torch.Tensor, output_type: str) -> Any:
+    """Generator output ``raw [B, T, C, H, W]`` (about [-1, 1]) -> frames of ``output_type``: ``"raw"``
+    as they are (float32), ``"uint8"`` by :func:`raw_to_uint8`, the others in [0, 1] through
+    :func:`convert_frames`. A float32 ``raw`` may be overwritten (no copy of a long video is made)."""
+    check_output_type(output_type)
+    if output_type == "raw":
+        return raw.float()
+    if output_type == "uint8":
+        return raw_to_uint8(raw)
+    frames = raw.add_(1).div_(2).clamp_(0, 1) if raw.dtype == torch.float32 else to_unit_range(raw)
+    return convert_frames(frames, output_type)
+
+
 def convert_frames(frames: torch.Tensor, output_type: str) -> Any:
     """Frames ``[B, T, C, H, W]`` in [0, 1] -> ``output_type`` (``"pt"``, ``"np"`` or ``"pil"``)."""
     check_output_type(output_type)
+    if output_type in ("uint8", "raw"):
+        raise ValueError(f"output_type {output_type!r} is made from the generator's output (finish_frames), "
+                         "not from frames in [0, 1]")
     if output_type == "pt":
         return frames
     if output_type == "np":

@@ -23,7 +23,7 @@ from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
 from vgz.modeling import ModelMixin
 from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, check_count, check_finite_frames,
-                                check_output_type, convert_frames, to_unit_range)
+                                check_output_type, finish_frames, to_unit_range)
 from vgz.registry import register
 
 __all__ = ["PSPPipelineConfig", "PSPPipeline"]
@@ -119,13 +119,17 @@ class PSPPipeline(VideoPipeline):
         if ws.ndim not in (3, 4) or ws.shape[-2:] != (self.num_ws, self.synthesis.w_dim):
             raise ValueError(f"expected ws [N, {self.num_ws}, {self.synthesis.w_dim}] or [B, T, {self.num_ws}, "
                              f"{self.synthesis.w_dim}], got {tuple(ws.shape)}")
+        return to_unit_range(self._render(ws, batch_size, noise_mode))
+
+    def _render(self, ws: torch.Tensor, batch_size: int | None, noise_mode: str) -> torch.Tensor:
+        """:meth:`decode` before the conversion to [0, 1]: the generator's own output."""
         lead = tuple(ws.shape[:-2])
         flat = ws.reshape(-1, self.num_ws, self.synthesis.w_dim)
         out = []
         for i in self._chunks(len(flat), batch_size):
             raw = self.synthesis(flat[i:i + (batch_size or len(flat))].to(self.device), noise_mode=noise_mode)
             check_finite_frames(rearrange(raw, "n c h w -> n 1 c h w"), i)
-            out.append(to_unit_range(raw))
+            out.append(raw.float())
         images = torch.cat(out)
         return images.reshape(*lead, *images.shape[1:])
 
@@ -138,10 +142,10 @@ class PSPPipeline(VideoPipeline):
         check_output_type(output_type)
         if isinstance(video, torch.Tensor) and video.ndim == 4:
             video = video.unsqueeze(1)
-        frames = self.decode(self.encode(video, batch_size=batch_size), batch_size=batch_size)
+        raw = self._render(self.encode(video, batch_size=batch_size), batch_size, "const")
         rate = self.config.fps if fps is None else fps
-        timestamps = torch.arange(frames.shape[1], dtype=torch.float64).expand(frames.shape[0], -1) / rate
-        out = VideoPipelineOutput(convert_frames(frames, output_type), timestamps, rate)
+        timestamps = torch.arange(raw.shape[1], dtype=torch.float64).expand(raw.shape[0], -1) / rate
+        out = VideoPipelineOutput(finish_frames(raw, output_type), timestamps, rate)
         return out if return_dict else (out.frames,)
 
     def sample_latents(self, num: int, generator: torch.Generator | None = None, truncation_psi: float = 1.0

@@ -18,7 +18,7 @@ from einops import rearrange
 from vgz.configs import ComponentConfig
 from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
 from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, as_generators, check_count, check_finite_frames,
-                                check_number, check_output_type, convert_frames, to_unit_range)
+                                check_number, check_output_type, finish_frames)
 from vgz.registry import register
 
 __all__ = ["StyleGAN2PipelineConfig", "StyleGAN2Pipeline"]
@@ -61,7 +61,8 @@ class StyleGAN2Pipeline(VideoPipeline):
             noise_mode: ``"const"``, ``"random"`` or ``"none"``.
             c: labels ``[B, c_dim]`` for class-conditional models.
             z: explicit latents ``[B, z_dim]``; drawn from ``generator`` when None.
-            output_type: ``"pt"``, ``"np"`` or ``"pil"``.
+            output_type: ``"pt"``, ``"np"`` or ``"pil"`` (in [0, 1]), ``"uint8"`` or ``"raw"`` (see
+                :class:`~vgz.pipelines.base.VideoPipelineOutput`).
 
         Returns:
             :class:`VideoPipelineOutput` with ``frames [B, 1, C, H, W]`` in [0, 1], timestamps 0.
@@ -85,6 +86,5 @@ class StyleGAN2Pipeline(VideoPipeline):
                           truncation_cutoff=truncation_cutoff)
         images = rearrange(self.synthesis(ws, noise_mode=noise_mode), "b c h w -> b 1 c h w")
         check_finite_frames(images, 0, generator)
-        frames = to_unit_range(images)
-        out = VideoPipelineOutput(convert_frames(frames, output_type), torch.zeros(num_images, 1), None)
+        out = VideoPipelineOutput(finish_frames(images, output_type), torch.zeros(num_images, 1), None)
         return out if return_dict else (out.frames,)

@@ -26,7 +26,7 @@ from vgz.generators.styleganv import (MotionConfig, MotionMappingNetwork, StyleG
                                       StyleGANVSynthesisNetwork)
 from vgz.modeling import ModelMixin
 from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, as_generators, check_count, check_finite_frames,
-                                check_number, check_output_type, convert_frames, to_unit_range)
+                                check_number, check_output_type, finish_frames)
 from vgz.registry import register
 
 __all__ = ["StyleGANVPipelineConfig", "StyleGANVPipeline", "MAX_MOTION_NOISE_BYTES"]
@@ -277,7 +277,7 @@ class StyleGANVPipeline(VideoPipeline):
         for start in range(0, num_steps, chunk_size):
             t_chunk = times(start, min(start + chunk_size, num_steps))
             frames = self._frames(t_chunk, start, content, labels, motion_z, batch_size, noise_mode, generator)
-            yield VideoPipelineOutput(convert_frames(frames, output_type), t_chunk / self.config.fps, rate)
+            yield VideoPipelineOutput(finish_frames(frames, output_type), t_chunk / self.config.fps, rate)
 
     def _ws(self, z: torch.Tensor, w: torch.Tensor | None, labels: torch.Tensor | None, truncation_psi: float,
             truncation_cutoff: int | None) -> torch.Tensor:
@@ -303,8 +303,9 @@ class StyleGANVPipeline(VideoPipeline):
 
     def _frames(self, t: torch.Tensor, first_frame: int, ws: torch.Tensor, labels: torch.Tensor | None,
                 motion_z: torch.Tensor, batch_size: int, noise_mode: str, generator: Any) -> torch.Tensor:
-        """Frames ``[B, T, C, H, W]`` in [0, 1] at times ``t [B, T]``, synthesised ``batch_size`` videos
-        at a time (a helper, so that a stream holds no intermediate tensors between chunks)."""
+        """The generator's output ``[B, T, C, H, W]`` (about [-1, 1]) at times ``t [B, T]``, synthesised
+        ``batch_size`` videos at a time (a helper, so that a stream holds no intermediate tensors between
+        chunks)."""
         # Random per-pixel noise (models trained with noise) follows a single torch.Generator only.
         noise_generator = generator if isinstance(generator, torch.Generator) else None
         num_videos, parts = ws.shape[0], []
@@ -314,7 +315,7 @@ class StyleGANVPipeline(VideoPipeline):
                                    motion_z=motion_z[b0:b1])
             raw = self.synthesis(ws[b0:b1], motion_v, noise_mode=noise_mode, generator=noise_generator)
             check_finite_frames(raw, first_frame, generator, video_offset=b0, num_videos=num_videos)
-            parts.append(to_unit_range(raw))
+            parts.append(raw.float())
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def __call__(
@@ -354,7 +355,8 @@ class StyleGANVPipeline(VideoPipeline):
                 (content/motion grids); drawn from ``generator`` when None.
             w: explicit content latents instead of z, ``[B, w_dim]`` or ``[B, num_ws, w_dim]``
                 (e.g. an inverted image); truncation does not apply to them.
-            output_type: ``"pt"``, ``"np"`` or ``"pil"``.
+            output_type: ``"pt"``, ``"np"`` or ``"pil"`` (in [0, 1]); ``"uint8"`` (as StyleGAN-V's metrics
+                convert frames); ``"raw"`` (the generator's output, about [-1, 1]).
             return_dict: a :class:`VideoPipelineOutput` (True) or a tuple ``(frames,)``.
             chunk_size: frames synthesised at once (memory vs speed).
             batch_size: videos synthesised at once (default: all B). Frames do not depend on it
@@ -377,10 +379,10 @@ class StyleGANVPipeline(VideoPipeline):
                                 self._schedule(num_videos, num_frames, fps, timestamps)[0])
         chunks = list(self.stream(num_videos, num_frames, fps=fps, timestamps=timestamps, generator=generator,
                                   truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                                  noise_mode=noise_mode, c=c, z=z, motion_z=motion_z, w=w, output_type="pt",
+                                  noise_mode=noise_mode, c=c, z=z, motion_z=motion_z, w=w, output_type="raw",
                                   chunk_size=chunk_size, batch_size=batch_size, **options))
         frames = torch.cat([ch.frames for ch in chunks], dim=1)
-        out = VideoPipelineOutput(convert_frames(frames, output_type),
+        out = VideoPipelineOutput(finish_frames(frames, output_type),
                                   torch.cat([ch.timestamps for ch in chunks], dim=1), chunks[0].fps)
         return out if return_dict else (out.frames,)
 

@@ -31,7 +31,7 @@ from vgz.encoders.styleinv import ModulatedEncoder, ModulatedEncoderConfig
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
 from vgz.generators.styleinv import TemporalStyle, TemporalStyleConfig
 from vgz.modeling import ModelMixin
-from vgz.pipelines.base import VideoPipeline, VideoPipelineOutput, check_finite_frames, load_images, to_unit_range
+from vgz.pipelines.base import VideoPipeline, VideoPipelineOutput, check_finite_frames, load_images
 from vgz.pipelines.styleganv import StyleGANVPipeline
 from vgz.registry import register
 
@@ -160,7 +160,7 @@ class StyleInVPipeline(StyleGANVPipeline):
             raw = rearrange(content["render"](flat, noise_mode=noise_mode, generator=noise_generator),
                             "(b t) c h w -> b t c h w", t=num_frames)
             check_finite_frames(raw, first_frame, generator, video_offset=b0, num_videos=num_videos)
-            parts.append(to_unit_range(raw))
+            parts.append(raw.float())
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def latents(self, t: torch.Tensor, w0: torch.Tensor, motion_z: torch.Tensor, *, x0: torch.Tensor | None = None,

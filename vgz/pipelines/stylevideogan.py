@@ -346,7 +346,7 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
             raw = rearrange(self.synthesis(flat, noise_mode=noise_mode, generator=noise_generator),
                             "(b t) c h w -> b t c h w", t=num_frames)
             check_finite_frames(raw, first_frame, generator, video_offset=b0, num_videos=num_videos)
-            parts.append(to_unit_range(raw))
+            parts.append(raw.float())
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
