@@ -94,3 +94,21 @@ def test_official_offsets_need_workers(data):
         evaluate(fake, real, ["fvd16"], detectors=[detector], offsets="official", num_workers=0, cache_dir=False)
     with pytest.raises(EvaluationError, match="fvd_short: offsets='official' reproduces StyleGAN-V's metric code"):
         evaluate(fake, real, ["fvd_short"], detectors=[detector], offsets="official", cache_dir=False)
+
+
+def test_vgz_eval_cli_official_mode_records_its_rules(data, tmp_path):
+    from typer.testing import CliRunner
+
+    from vgz.cli.main import app
+
+    real, fake, detector = data
+    run = OFFICIAL["configs"][1]
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval", str(fake), "--data", str(real), "--detector", str(detector), "--offsets",
+                                      "official", "--seed", str(run["seed"]), "--resolution-rule", "native",
+                                      "--no-cache", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "offsets official, order plain, resolution rule native; not comparable" in result.output
+    saved = json.loads(out.read_text())
+    assert saved["results"]["fvd16"] == pytest.approx(run["fvd16"], rel=1e-4)
+    assert saved["protocols"]["fvd16"]["offset_workers"] == 3  # the official code's, by default
