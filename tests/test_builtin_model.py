@@ -93,3 +93,34 @@ def test_builtin_models_are_listed_and_chosen_by_name(folder):
         builtin_model("shapes")
     out = runner.invoke(app, ["generate", "x", "--model", "styleganv"])
     assert out.exit_code == 1 and "not both" in out.output
+
+
+def test_zoo_table_is_regenerated_from_the_cards():
+    """README.md and model_cards/zoo.md carry the table model_cards/zoo.py makes from the built-in cards."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "model_cards" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("zoo", script)
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)
+    assert zoo.main(["--check"]) == 0, "the zoo table is stale: run python model_cards/zoo.py"
+    names = [row["name"] for row in zoo.rows()]
+    assert names[0] == "styleganv" and set(names) <= {"styleganv", "styleinv", "stylevideogan"}
+    assert all(row["parameters"] > 0 for row in zoo.rows())
+
+
+def test_vgz_eval_takes_a_builtin_model_by_name_and_leaves_its_card(folder, tmp_path):
+    from fixtures.official_fvd_data import write_detector
+
+    card = (folder / "README.md").read_bytes()
+    detector = write_detector(tmp_path / "detector.pt")  # a tiny TorchScript with the I3D's call signature
+    out = tmp_path / "eval.json"
+    result = run_vgz("eval", "--model", "styleganv", "--data", "synthetic:shapes?num_videos=3&num_frames=20",
+                     "--detector", str(detector), "--num-videos", "3", "--no-cache", "--out", str(out), "-q",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["model"] == str(folder)
+    assert (folder / "README.md").read_bytes() == card and not (tmp_path / "eval_results.json").exists()
+    both = run_vgz("eval", str(folder), "--model", "styleganv", "--data", "synthetic:shapes", cwd=tmp_path)
+    assert both.returncode == 1 and "not both" in both.stderr

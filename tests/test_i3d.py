@@ -182,8 +182,8 @@ def test_torchscript_export_matches_port(detector, parity, tmp_path):
     # load_detector tells the file from its content and calls it as StyleGAN-V does.
     loaded = load_detector(path)
     assert isinstance(loaded, TorchScriptDetector) and loaded.kind == "video"
-    # Exported again, elsewhere under another name: the same bytes (no source paths, no temporary
-    # file name inside), and the same weights hash; another resize target is other weights.
+    # Exported again, elsewhere under another name: no source paths or temporary file names inside
+    # (in one process, the same bytes), and the same weights hash; another resize target differs.
     (tmp_path / "again").mkdir()
     again = export_torchscript(detector, tmp_path / "again" / "other_name.pt")
     assert again.read_bytes() == path.read_bytes() and b"/tmp" not in path.read_bytes()

@@ -143,9 +143,10 @@ def _evaluation_text(results: list) -> str:
         offsets = a.get("offsets", "seeded")
         if offsets == "official":
             offsets += f" (torch seed {a.get('seed')}, {a.get('offset_workers')} workers)"
+        weights = str(a.get("detector_weights_sha256") or a.get("detector_sha256"))[:12]
         rows.append(f"| {r.metric_name} (`{r.metric_config}`) | {r.metric_value:.2f}{note} | `{r.dataset_name}` | "
                     f"{(r.dataset_args or {}).get('resolution')} | {a.get('real_items')} / {a.get('fake_items')} | "
-                    f"{a.get('detector')} (`{str(a.get('detector_sha256'))[:12]}`) | {a.get('seed')} | "
+                    f"{a.get('detector')} (`{weights}`) | {a.get('seed')} | "
                     f"{offsets}, {a.get('order', 'natural')}, {a.get('resolution_rule', 'model')} |")
     protocol = (
         "Computed with `vgz eval` (vgz {vgz}) using StyleGAN-V's protocol: FVD on one clip per real video "
@@ -154,7 +155,8 @@ def _evaluation_text(results: list) -> str:
         "t = 0..15 of consecutive videos. Generated frames become uint8 as `(x * 127.5 + 128).clamp(0, 255)`; "
         "features are accumulated in float64 and the Frechet distance is taken by symmetric "
         "eigendecomposition. The detector column names the feature network and the SHA-256 of its weights "
-        "file: numbers are comparable only between equal hashes. Offsets: real clip offsets seeded per video "
+        "(`weights_sha256`: tensors and code; older results: of its file): numbers are comparable only between "
+        "equal hashes. Offsets: real clip offsets seeded per video "
         "(vgz) or drawn as StyleGAN-V's code draws them (official); order: natural (`2.png` before `10.png`) or "
         "plain (StyleGAN-V's `sorted()`); resolution rule: real frames resized to the model's resolution "
         "(model) or fed at their own size (native, as StyleGAN-V's code does with two folders)."

@@ -18,8 +18,11 @@ from vgz.utils import describe_os_error
 
 
 def eval_cmd(
-    model: str = typer.Argument(..., help="A pipeline folder, a Hub repo id, a run folder (its pipeline/), or a "
-                                          "folder of generated videos."),
+    model: Optional[str] = typer.Argument(None, help="A pipeline folder, a Hub repo id, a run folder (its "
+                                                     "pipeline/), or a folder of generated videos."),
+    builtin: Optional[str] = typer.Option(None, "--model", help="A built-in model instead (vgz list model): "
+                                          "styleganv, styleinv, stylevideogan. Its card is left as shipped unless "
+                                          "--card is given."),
     data: str = typer.Option(..., "--data", "-d", help="The real videos: a folder, a .zip of frame folders, "
                                                       "synthetic:shapes?..., or a latent folder from vgz invert "
                                                       "(rendered by the model's StyleGAN2)."),
@@ -35,8 +38,10 @@ def eval_cmd(
                                      "of the real clip offsets)."),
     resolution: Optional[int] = typer.Option(None, help="Evaluation resolution (default: the model's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The JSON result (default: eval_results.json in "
-                                                                "the model folder, or here)."),
-    card: bool = typer.Option(True, "--card/--no-card", help="Write the results into the model folder's README.md."),
+                                                                "the model folder; here for generated videos and "
+                                                                "built-in models)."),
+    card: Optional[bool] = typer.Option(None, "--card/--no-card", help="Write the results into the model folder's "
+                                        "README.md (default: yes, except for a built-in model)."),
     bn_eps: Optional[float] = typer.Option(None, "--bn-eps", help="Batch-norm epsilon of a state-dict I3D: 1e-5 "
                                            "(the port, default) or 1e-3 (TF-Hub's original)."),
     truncation_psi: float = typer.Option(1.0, "--truncation-psi"),
@@ -66,11 +71,20 @@ def eval_cmd(
 
     from vgz.cards import card_path
     from vgz.data.datasets import DatasetError
-    from vgz.hub import ModelNotFoundError, model_folder
+    from vgz.hub import ModelNotFoundError, builtin_model, model_folder
     from vgz.metrics.detectors import DetectorError
     from vgz.metrics.evaluation import EvaluationError, evaluate
     from vgz.registry import UnknownComponentError
 
+    if (model is None) == (builtin is None):
+        fail("give a MODEL or --model NAME (a built-in model), one of them" if model is None else
+             f"give a MODEL ({model}) or --model {builtin}, not both")
+    if builtin is not None:
+        try:
+            model = str(builtin_model(builtin))
+        except ModelNotFoundError as exc:
+            fail(str(exc))
+        card = bool(card)  # the shipped card changes only when asked
     folder = Path(model).expanduser()
     if folder.is_dir():
         with contextlib.suppress(ModelNotFoundError):  # else a folder of generated videos
@@ -78,8 +92,8 @@ def eval_cmd(
             model = str(folder)
     local_model = (folder / "model_index.json").is_file()
     device = resolve_device(device)
-    out = out or ((folder if local_model else Path(".")) / "eval_results.json")
-    write_card = card and local_model
+    out = out or ((folder if local_model and builtin is None else Path(".")) / "eval_results.json")
+    write_card = (card is None or card) and local_model
     # Told now, not after the evaluation: a result that cannot be saved is hours lost.
     problems = []
     reason = unwritable(out)

@@ -210,9 +210,10 @@ def weights_sha256(module: nn.Module) -> str:
 
 def save_torchscript(module: torch.jit.ScriptModule, path: str | os.PathLike) -> Path:
     """Write a TorchScript ``module`` to ``path`` (under a temporary name, then renamed) without its
-    debug records, which hold the source files' paths: the same code and weights give the same
-    bytes whatever the folder, the file name or the install path (from a fresh process: TorchScript
-    numbers the types it compiles per process)."""
+    debug records, which hold the source files' paths, and with records named ``archive/`` whatever
+    the file's name. The bytes still vary between processes (TorchScript numbers the types it
+    compiles per process and orders class constants by Python's string hashing): identify
+    detectors by :func:`weights_sha256`."""
     import io
 
     from vgz.utils import atomic_path

@@ -340,8 +340,8 @@ def export_torchscript(detector: I3DDetector, path: str | os.PathLike) -> Path:
     ``(T, R, R)``, ``align_corners=False``); ``return_features`` returns the logits ``[B, classes]`` (the FVD
     features; StyleGAN-V passes all three as True), else their softmax. The file is written under a
     temporary name and renamed, so no half-written file is ever seen at ``path``, and without debug
-    records (:func:`~vgz.metrics.features.save_torchscript`): a fresh process exporting the same
-    weights writes the same bytes.
+    records (:func:`~vgz.metrics.features.save_torchscript`); the same weights exported again give
+    the same :func:`~vgz.metrics.features.weights_sha256`.
     """
     net = copy.deepcopy(detector.net).cpu().eval()  # a copy: scripting must not tie the file to the detector
     path = Path(path)
