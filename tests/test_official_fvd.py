@@ -112,3 +112,23 @@ def test_vgz_eval_cli_official_mode_records_its_rules(data, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["results"]["fvd16"] == pytest.approx(run["fvd16"], rel=1e-4)
     assert saved["protocols"]["fvd16"]["offset_workers"] == 3  # the official code's, by default
+
+
+def test_generated_videos_shorter_than_the_clip_are_counted_and_reported(data, tmp_path):
+    import shutil
+
+    from vgz.metrics.frechet import FewSamplesWarning
+
+    real, fake, detector = data
+    generated = tmp_path / "generated"
+    shutil.copytree(fake, generated)
+    short = sorted(generated.iterdir())[0]
+    for frame in sorted(short.iterdir(), key=lambda p: int(p.stem))[10:]:
+        frame.unlink()  # 10 frames left: shorter than FVD16's clip (the official code asserts on it)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluate(generated, real, ["fvd16"], detectors=[detector], cache_dir=False, progress=False)
+    taken = report.protocols["fvd16"]["fake_taken"]
+    assert taken["videos_too_short"] == 1 and taken["items"] == 19
+    assert any(issubclass(w.category, FewSamplesWarning) and "1 of the 20 generated videos" in str(w.message)
+               for w in caught)
