@@ -210,3 +210,31 @@ def test_card_keeps_each_results_own_data(tmp_path):
         assert entry.dataset_name == report.data
         assert entry.dataset_args["fingerprint"] == report.dataset["fingerprint"][:16]
     assert results["fid50k_full"].dataset_name == "synthetic:shapes?num_frames=16"
+
+
+def test_a_new_result_replaces_the_same_metric_of_the_same_mode_only(tmp_path):
+    """A newer result of the same metric, data, resolution and sampling mode replaces the older (one
+    written before the modes existed counts as vgz's default mode); another mode is kept beside it."""
+    import copy
+
+    from huggingface_hub import ModelCard
+
+    from vgz.cards import write_eval_results
+    from vgz.hub import builtin_model
+    from vgz.metrics.evaluation import EvalReport
+
+    shipped = builtin_model()
+    (tmp_path / "model_index.json").write_bytes((shipped / "model_index.json").read_bytes())
+    new = EvalReport.load(shipped / "eval_fvd16.json")
+    old = copy.deepcopy(new)
+    for key in ("offsets", "order", "resolution_rule"):
+        old.protocols["fvd16"].pop(key)
+    old.results["fvd16"] = 99.0
+    official = copy.deepcopy(new)
+    official.protocols["fvd16"].update(offsets="official", order="plain", offset_workers=3)
+    official.results["fvd16"] = 42.0
+    for report in (old, new, official):
+        write_eval_results(tmp_path, report)
+    values = sorted(r.metric_value for r in ModelCard.load(tmp_path / "README.md").data.eval_results)
+    assert values == sorted([round(new.results["fvd16"], 4), 42.0])
+    assert "official (torch seed 0, 3 workers), plain, model" in (tmp_path / "README.md").read_text()

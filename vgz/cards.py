@@ -126,7 +126,8 @@ def _eval_results(report: Any) -> list:
 
 def _same(a: Any, b: Any) -> bool:
     """Two results of the same metric on the same data at the same resolution (the newer replaces)."""
-    mode = lambda r: tuple((r.metric_args or {}).get(k) for k in ("offsets", "order", "resolution_rule"))  # noqa: E731
+    defaults = {"offsets": "seeded", "order": "natural", "resolution_rule": "model"}  # results written before them
+    mode = lambda r: tuple((r.metric_args or {}).get(k, v) for k, v in defaults.items())  # noqa: E731
     return (a.metric_config == b.metric_config and a.dataset_name == b.dataset_name
             and (a.dataset_args or {}).get("resolution") == (b.dataset_args or {}).get("resolution")
             and mode(a) == mode(b))
