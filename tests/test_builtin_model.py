@@ -95,7 +95,7 @@ def test_builtin_models_are_listed_and_chosen_by_name(folder):
     listed = json.loads(runner.invoke(app, ["list", "model", "--json"]).output)
     shapes = next(r for r in listed if r["name"] == "styleganv")
     assert shapes["pipeline"] == "styleganv" and shapes["data"].startswith("synthetic:shapes")
-    assert set(shapes["results"]) == {"fvd16", "fid"}
+    assert set(shapes["results"]) == {"fvd16", "fvd128", "fid"}
     assert {r["name"] for r in listed} <= set(BUILTIN_MODELS)
     with pytest.raises(ModelNotFoundError, match="no built-in model 'shapes'; the built-in models are styleganv"):
         builtin_model("shapes")
