@@ -64,16 +64,17 @@ def _list_builtin_models(pattern: str, as_json: bool) -> None:
         if not fnmatch.fnmatchcase(name, pattern):
             continue
         index = json.loads((folder / "model_index.json").read_text())
-        results, data = {}, None
+        results, data = {}, []
         for path in sorted(folder.glob("eval*.json")):
             try:
                 report = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
             results.update(report.get("results", {}))
-            data = data or report.get("data")
-        rows.append({"name": name, "pipeline": index.get("_vgz_pipeline"), "data": data, "results": results,
-                     "path": str(folder)})
+            data.append(report.get("data") or "")
+        # The plainest spec (FID may read the same videos cut short: synthetic:shapes?num_frames=16).
+        rows.append({"name": name, "pipeline": index.get("_vgz_pipeline"), "data": min(data, key=len, default=None)
+                     or None, "results": results, "path": str(folder)})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
