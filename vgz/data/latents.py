@@ -51,6 +51,7 @@ from vgz.configs import config_field
 from vgz.data.base import (LABELS_FILE, VIDEO_EXTENSIONS, DatasetConfig, DatasetError, VideoDataset, _read_json,
                            natural_key)
 from vgz.data.sampling import ClipSamplingConfig
+from vgz.data.video import raw_to_uint8
 from vgz.registry import register
 
 __all__ = [
@@ -322,7 +323,7 @@ class LatentFolderDataset(VideoDataset):
             parts = [synthesis(ws[b:b + self._render_batch].to(device), noise_mode="const")
                      for b in range(0, len(ws), self._render_batch)]
         raw = torch.cat(parts) if parts else torch.zeros([0, self.num_channels, self.resolution, self.resolution])
-        return (raw.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+        return raw_to_uint8(raw).cpu()
 
     def rendered(self, synthesis: torch.nn.Module, *, batch_size: int = 16) -> "LatentFolderDataset":
         """A view of this dataset whose frames are its latents rendered by ``synthesis`` (constant noise),

@@ -24,9 +24,17 @@ import torch
 
 from vgz.utils import atomic_path
 
-__all__ = ["VideoWriter", "export_video", "read_video", "to_uint8_frames", "tile_videos"]
+__all__ = ["VideoWriter", "export_video", "read_video", "raw_to_uint8", "to_uint8_frames", "tile_videos"]
 
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".gif": "gif"}
+
+
+def raw_to_uint8(raw: torch.Tensor) -> torch.Tensor:
+    """Generator output x in [-1, 1] -> uint8 exactly as StyleGAN-V's (and StyleGAN2-ADA's) metric code
+    converts it: ``(x * 127.5 + 128).clamp(0, 255)``, truncated, in float32. Mathematically
+    ``floor(255 (x + 1) / 2 + 0.5)``, but computed from ``(x + 1) / 2`` in float32 that comes out one
+    lower at most exact rounding boundaries, so metrics take the generator's own output."""
+    return (raw.float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
 
 
 def to_uint8_frames(frames: Any) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -194,8 +195,6 @@ def weights_sha256(module: nn.Module) -> str:
     type numbering (``___torch_mangle_N``) removed. Unlike the file's hash it does not change when
     the same network is exported again (TorchScript archives also hold source paths and type
     numbers), so it keys cached statistics."""
-    import re
-
     digest = hashlib.sha256(b"vgz-weights/1\0")
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().cpu().contiguous()

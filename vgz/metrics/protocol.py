@@ -307,7 +307,6 @@ def generated_frames(pipe: Any, *, num_frames: int, frames_per_video: int = 16, 
                 out = pipe(num_videos=count, num_frames=per_video, generator=seeds, c=c, output_type="uint8",
                            **call_kwargs)
             images = out.frames.flatten(0, 1)[:left]
-            del out
             left -= len(images)
             yield images
 

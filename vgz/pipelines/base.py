@@ -30,6 +30,7 @@ import torch
 from vgz import registry
 from vgz._version import __version__
 from vgz.configs import ComponentConfig
+from vgz.data.video import raw_to_uint8
 from vgz.hub import resolve_folder
 from vgz.modeling import ModelMixin
 from vgz.utils import atomic_write_text
@@ -143,14 +144,6 @@ def to_unit_range(raw: torch.Tensor) -> torch.Tensor:
     return ((raw.float() + 1) / 2).clamp(0, 1)
 
 
-def raw_to_uint8(raw: torch.Tensor) -> torch.Tensor:
-    """Generator output x in [-1, 1] -> uint8 exactly as StyleGAN-V's (and StyleGAN2-ADA's) metric code
-    converts it: ``(x * 127.5 + 128).clamp(0, 255)``, truncated, in float32. Mathematically
-    ``floor(255 (x + 1) / 2 + 0.5)``, but computed from ``(x + 1) / 2`` in float32 that comes out one
-    lower at most exact rounding boundaries, so metrics take the generator's own output."""
-    return (raw.float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
-
-
 def finish_frames(raw: torch.Tensor, output_type: str) -> Any:
     """Generator output ``raw [B, T, C, H, W]`` (about [-1, 1]) -> frames of ``output_type``: ``"raw"``
     as they are (float32), ``"uint8"`` by :func:`raw_to_uint8`, the others in [0, 1] through
@@ -160,8 +153,7 @@ def finish_frames(raw: torch.Tensor, output_type: str) -> Any:
         return raw.float()
     if output_type == "uint8":
         return raw_to_uint8(raw)
-    frames = raw.add_(1).div_(2).clamp_(0, 1) if raw.dtype == torch.float32 else to_unit_range(raw)
-    return convert_frames(frames, output_type)
+    return convert_frames(raw.float().add_(1).div_(2).clamp_(0, 1), output_type)  # to_unit_range, in place
 
 
 def convert_frames(frames: torch.Tensor, output_type: str) -> Any:
