@@ -2,7 +2,8 @@
 
 Every number comes from the built-in models' cards (``vgz/assets/*/README.md``): the ``vgz eval``
 results in their ``model-index`` metadata, and a ``vgz_zoo`` metadata block with the training time
-and hardware and the generation speed (``benchmarks/bench_zoo.py`` measures it). Parameters are
+(``training_hours``, the whole chain of runs for models built on a trained StyleGAN2, itemised in
+``training_chain``) and hardware and the generation speed (``benchmarks/bench_zoo.py`` measures it). Parameters are
 counted from the shipped safetensors files. Run::
 
     python model_cards/zoo.py            # rewrite the table in README.md and model_cards/zoo.md
@@ -90,12 +91,17 @@ def _num(value: Any, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _chain(chain: dict[str, float] | None) -> str:
+    """`` (StyleGAN2 2.8 h + pSp 0.3 h + ...)``: the runs a model's training hours add up, in order."""
+    return f" ({' + '.join(f'{run} {hours:.1f} h' for run, hours in chain.items())})" if chain else ""
+
+
 def table() -> str:
     lines = ["| Model | `vgz generate --model` | FVD16 | FVD128 | FID | Training | Parameters | Generation (frames/s, "
              "this CPU) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows():
-        training = (f"{r['training_hours']:.1f} h on {r['training_hardware']}" if r.get("training_hours") is not None
-                    else "n/a")
+        training = (f"{r['training_hours']:.1f} h{_chain(r.get('training_chain'))} on {r['training_hardware']}"
+                    if r.get("training_hours") is not None else "n/a")
         lines.append(f"| {r['title']} | `{r['name']}` | {_num(r['FVD16'], '.2f')} | {_num(r['FVD128'], '.2f')} | "
                      f"{_num(r['FID'], '.3f')} | {training} | {r['parameters'] / 1e6:.2f} M | "
                      f"{_num(r.get('generation_fps'), '.0f')} |")

@@ -126,6 +126,8 @@ def test_zoo_table_is_regenerated_from_the_cards():
     names = [row["name"] for row in zoo.rows()]
     assert names[0] == "styleganv" and set(names) <= {"styleganv", "styleinv", "stylevideogan"}
     assert all(row["parameters"] > 0 for row in zoo.rows())
+    # A model built on a trained StyleGAN2 counts the whole chain of runs, and says which.
+    assert zoo._chain({"StyleGAN2": 2.78, "pSp": 0.3}) == " (StyleGAN2 2.8 h + pSp 0.3 h)" and zoo._chain(None) == ""
 
 
 def test_vgz_eval_takes_a_builtin_model_by_name_and_leaves_its_card(folder, tmp_path):
