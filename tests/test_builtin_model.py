@@ -51,6 +51,20 @@ def test_builtin_model_is_small_safetensors_with_a_card(shipped):
     assert "random" in card.lower(), "the card says plainly that its metrics used random-weight detectors"
 
 
+def _images_with_outlines(videos: torch.Tensor) -> None:
+    """Images, not noise: neighbouring pixels agree far better than random pairs of pixels do. And shapes,
+    not only soft blobs: outlines where a neighbour jumps by over 0.2 in some channel. The data has 2.1%
+    such pixels, the shipped StyleGAN-V 0.75%, the same run 4500 steps earlier 0.01%."""
+    across = (videos[..., 1:] - videos[..., :-1]).abs()  # each pixel against its right neighbour
+    neighbours = across.mean()
+    pixels = videos.flatten(-2)
+    shuffled = pixels[..., torch.randperm(pixels.shape[-1], generator=torch.Generator().manual_seed(0))]
+    random_pairs = (pixels - shuffled).abs().mean()
+    assert neighbours < 0.3 * random_pairs, f"noisy: {neighbours:.4f} vs {random_pairs:.4f}"
+    outlines = (across.amax(2) > 0.2).float().mean()
+    assert outlines > 0.002, f"blurry: only {outlines:.2%} of pixels lie on an outline"
+
+
 def test_builtin_model_videos_move_smoothly_and_differ_by_seed(shipped):
     _, _, videos = shipped
     assert videos.shape == (4, 256, 3, 64, 64)
@@ -60,29 +74,34 @@ def test_builtin_model_videos_move_smoothly_and_differ_by_seed(shipped):
     drift = (videos[:, 16:] - videos[:, :-16]).abs().mean()  # frames half a clip apart
     assert drift > 0.02, f"frozen: frames half a clip apart differ by only {drift:.4f}"
     assert step < 0.4 * drift, f"flicker: consecutive frames differ by {step:.4f}, distant ones by {drift:.4f}"
-    # Images, not noise: neighbouring pixels agree far better than random pairs of pixels do.
-    across = (videos[..., 1:] - videos[..., :-1]).abs()  # each pixel against its right neighbour
-    neighbours = across.mean()
-    pixels = videos.flatten(-2)
-    shuffled = pixels[..., torch.randperm(64 * 64, generator=torch.Generator().manual_seed(0))]
-    random_pairs = (pixels - shuffled).abs().mean()
-    assert neighbours < 0.3 * random_pairs, f"noisy: {neighbours:.4f} vs {random_pairs:.4f}"
-    # Shapes, not only soft blobs: outlines where a neighbour jumps by over 0.2 in some channel. The
-    # data has 2.1% such pixels, the shipped StyleGAN-V 0.75%, the same run 4500 steps earlier 0.01%.
-    outlines = (across.amax(2) > 0.2).float().mean()
-    assert outlines > 0.002, f"blurry: only {outlines:.2%} of pixels lie on an outline"
+    _images_with_outlines(videos)
     seeds_apart = (videos[1:] - videos[:1]).abs().mean()
     assert seeds_apart > 0.05, f"every seed draws the same video ({seeds_apart:.4f})"
 
 
 def test_builtin_model_keeps_its_content_over_256_frames(shipped):
-    """A video ten seconds on still shows its own scene: its last frame is closer to its first than
-    another seed's video is (the shipped StyleGAN-V: 0.056 against 0.150)."""
-    _, _, videos = shipped
-    first_to_last = (videos[:, -1] - videos[:, 0]).abs().mean()
-    seeds_apart = (videos[1:, 0] - videos[:1, 0]).abs().mean()
-    assert first_to_last < 0.6 * seeds_apart, f"content lost: {first_to_last:.4f} vs seeds {seeds_apart:.4f}"
+    """Ten seconds on, a video still shows its scene, as images with outlines, and still moves. Where
+    seeds draw different scenes, each video's last frame is nearer its own first frame than the other
+    videos' first frames (the data: 0.11 against 0.16; the shipped StyleGAN-V: 0.056 against 0.15).
+    A model of one subject (StyleVideoGAN) has one scene for every seed: its last frames may be no
+    further from their first than the data's are over 256 frames, and half as far again."""
+    from vgz.data.datasets import open_dataset
+
+    name, _, videos = shipped
+    _images_with_outlines(videos[:, -32:])
     assert (videos[:, -1] - videos[:, -17]).abs().mean() > 0.01, "frozen by frame 256"
+    # [last frame of video a, first frame of video b]: mean absolute difference
+    apart = (videos[:, None, -1] - videos[None, :, 0]).abs().mean((2, 3, 4))
+    own = apart.diagonal()
+    if name == "stylevideogan":
+        real = open_dataset("synthetic:shapes?num_videos=8", resolution=64)
+        ends = torch.stack([torch.as_tensor(real.read_frames(i, [0, 255])).float() / 255 for i in range(8)])
+        reference = (ends[:, 1] - ends[:, 0]).abs().mean()
+        assert own.max() < 1.5 * reference, f"content lost: {own.tolist()} against the data's {reference:.4f}"
+    else:
+        others = (apart.sum(1) - own) / (len(own) - 1)
+        assert (own < others).all(), f"content lost: last to first {own.tolist()}, to other seeds {others.tolist()}"
+
 
 def test_vgz_generate_uses_the_builtin_model(tmp_path):
     env = {"VGZ_DEFAULT_MODEL": ""}  # the shipped model, whatever the caller's environment says
