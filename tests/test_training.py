@@ -126,6 +126,27 @@ def test_tiny_run_writes_samples_checkpoints_and_a_pipeline(tmp_path):
         _trainer(run, steps=2)
 
 
+def test_logged_seconds_per_step_are_the_mean_since_the_last_log(tmp_path):
+    """Steps differ in length (a phase every k-th step): the log gives their mean, not the last one's."""
+    trainer = _trainer(tmp_path / "run", steps=4, log_every=2, checkpoint_every=100, sample_every=100)
+    plain, durations = trainer.train_step, []
+
+    def step():
+        start = time.perf_counter()
+        if trainer.step % 2 == 0:  # the first step of each logged pair is a second longer
+            time.sleep(1.0)
+        out = plain()
+        durations.append(time.perf_counter() - start)
+        return out
+
+    trainer.train_step = step
+    assert trainer.train() == "done"
+    stats = [json.loads(line) for line in (tmp_path / "run" / "logs" / "stats.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r["progress/sec_per_step"] for r in stats}
+    for at in (2, 4):
+        mean = sum(durations[at - 2:at]) / 2
+        assert abs(logged[at] - mean) < 0.2, f"step {at}: logged {logged[at]:.3f} s, steps {durations[at - 2:at]}"
+
 def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
     acc = trainer.accelerator
     out = {f"G.{k}": v for k, v in acc.unwrap_model(trainer.G).state_dict().items()}

@@ -346,6 +346,7 @@ class Trainer(CheckpointIO):
 
                 bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
             tick = time.perf_counter()
+            logged, logged_step = tick, self.step  # the log's seconds per step: the mean since the last log
             while self.step < self.total_steps:
                 losses = self.train_step()
                 nonfinite = float(any(not math.isfinite(v) for v in losses.values()))
@@ -368,7 +369,10 @@ class Trainer(CheckpointIO):
                     bar.update(1)
                     bar.set_postfix(kimg=f"{self.nimg / 1000:.1f}", s_step=f"{sec_per_step:.2f}")
                 if self.step % run.log_every == 0 or self.step == self.total_steps:
-                    self._log(sec_per_step)
+                    # A mean, not the last step: recipes whose phases run every k-th step (StyleVideoGAN's
+                    # generator, lazy regularization) have steps of very different lengths.
+                    self._log((now - logged) / max(self.step - logged_step, 1))
+                    logged, logged_step = now, self.step
                 if flags[1] > 0:
                     if self._stop_signal is None:  # another process was signalled: stop as for a TERM
                         self._stop_signal = signal.SIGTERM
@@ -424,7 +428,8 @@ class Trainer(CheckpointIO):
         self._writer = SummaryWriter(str(logs), purge_step=self.step + 1 if earlier else None)
 
     def _log(self, sec_per_step: float) -> None:
-        """Average the stats gathered since the last log over all processes; write them on the main one."""
+        """Average the stats gathered since the last log over all processes; write them on the main one
+        with ``sec_per_step`` (the mean since the last log) and the seconds spent waiting for data since."""
         acc = self.accelerator
         self.stats["progress/data_wait_sec"] = [torch.tensor([self._data_wait], device=self.device)]
         self._data_wait = 0.0
