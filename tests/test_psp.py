@@ -167,3 +167,41 @@ def test_small_presets_fit_a_64x64_generator_with_w_of_64():
     assert vgz.create("encoder", "psp", preset="small")(images).shape == (2, 10, 64)
     w_encoder = vgz.create("encoder", "psp-w", preset="small")
     assert w_encoder(images).shape == (2, 64) and w_encoder.num_parameters < 300_000
+
+
+def test_refine_sharpens_an_encoding_and_smooth_keeps_neighbours_together():
+    """pSp codes refined by optimisation reconstruct their frames better; the smoothness term keeps
+    consecutive codes closer; the generator is left as it was."""
+    torch.manual_seed(0)
+    pipe = vgz.create("pipeline", "psp", preset="tiny")
+    a, b = torch.randn(2, 1, pipe.num_ws, 32)
+    truth = a + torch.linspace(0, 1, 8).view(8, 1, 1) * (b - a)  # a video: codes moving in a line
+    frames = pipe.decode(truth)  # [8, 3, 16, 16]
+    ws = pipe.encode(frames)  # a random tiny encoder: a poor start
+
+    def error(codes, target=frames):
+        rendered = pipe.decode(codes)
+        if rendered.shape[-1] != target.shape[-1]:
+            rendered = torch.nn.functional.interpolate(rendered, size=target.shape[-2:], mode="bilinear",
+                                                       antialias=True, align_corners=False)
+        return (rendered - target).square().mean().item()
+
+    def jumps(codes):
+        return (codes[1:] - codes[:-1]).square().sum((1, 2)).mean().item()
+
+    weights = {k: v.clone() for k, v in pipe.synthesis.state_dict().items()}
+    flags = [p.requires_grad for p in pipe.synthesis.parameters()]
+    refined = pipe.refine(frames, ws, steps=40, lr=0.05, batch_size=3, generator=torch.Generator().manual_seed(0))
+    assert refined.shape == ws.shape and error(refined) < 0.3 * error(ws)
+    smooth = pipe.refine(frames, ws, steps=40, lr=0.05, smooth=10.0, generator=torch.Generator().manual_seed(0))
+    assert jumps(smooth) < 0.5 * jumps(refined) and error(smooth) < error(ws)
+    assert all(torch.equal(v, pipe.synthesis.state_dict()[k]) for k, v in weights.items())
+    assert [p.requires_grad for p in pipe.synthesis.parameters()] == flags and any(flags)
+    # Frames of another size: the rendering is resized to theirs, as pSp pools its output.
+    large = torch.nn.functional.interpolate(frames, size=(32, 32), mode="bilinear", align_corners=False)
+    assert error(pipe.refine(large, ws, steps=20, lr=0.05), large) < 0.5 * error(ws, large)
+    assert torch.equal(pipe.refine(frames, ws, steps=0), ws)
+    with pytest.raises(ValueError, match=r"expected ws \[8, 6, 32\] for 8 frames"):
+        pipe.refine(frames, ws[:4], steps=1)
+    with pytest.raises(ValueError, match="lr > 0"):
+        pipe.refine(frames, ws, steps=1, lr=0)

@@ -2,6 +2,7 @@
 
     pipe = VideoPipeline.from_pretrained("psp-faces/")        # vgz convert psp psp_ffhq_encode.pt psp-faces/
     ws = pipe.encode(frames)          # [T, 3, H, W] in [0, 1] -> [T, num_ws, w_dim] (latent_avg included)
+    ws = pipe.refine(frames, ws, steps=100, smooth=1.0)   # sharper codes by optimisation (not in pSp)
     images = pipe.decode(ws)          # -> [T, 3, R, R] in [0, 1], with the generator's stored noise
     recon = pipe(video).frames        # [B, T, 3, H, W] -> the reconstruction [B, T, 3, R, R]
 
@@ -111,6 +112,54 @@ class PSPPipeline(VideoPipeline):
             out.append(codes.float())
         ws = torch.cat(out) if out else torch.zeros([0, self.num_ws, self.synthesis.w_dim], device=self.device)
         return ws.reshape(*lead, self.num_ws, self.synthesis.w_dim)
+
+    def refine(self, images: torch.Tensor, ws: torch.Tensor, *, steps: int, lr: float = 0.02, smooth: float = 0.0,
+               batch_size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sharpen an encoding by optimisation (a vgz addition to pSp): the frames of one video
+        ``images [T, C, H, W]`` in [0, 1] and their codes ``ws [T, num_ws, w_dim]`` (from :meth:`encode`)
+        -> refined ``ws [T, num_ws, w_dim]`` (float32, on the pipeline's device).
+
+        ``steps`` passes over the video, each visiting every frame once in random batches of
+        ``batch_size`` (default: all frames): Adam (``lr``) on all codes jointly, minimising the mean
+        squared error between the rendered frames (constant noise, resized to the frames' size with
+        antialiasing when they differ, as pSp pools its output) and the frames, plus ``smooth`` times
+        the mean squared step ``|w_t - w_(t-1)|^2`` along the video, which keeps neighbouring frames'
+        codes from jittering apart. ``generator``: the batches' order (default: unseeded)."""
+        steps = check_count("steps", steps, minimum=0)
+        x, _ = self._images(images)
+        if x.ndim != 4 or ws.shape != (len(x), self.num_ws, self.synthesis.w_dim):
+            raise ValueError(f"expected ws [{len(x)}, {self.num_ws}, {self.synthesis.w_dim}] for {len(x)} frames, "
+                             f"got {tuple(ws.shape)}")
+        if lr <= 0 or smooth < 0:
+            raise ValueError(f"expected lr > 0 and smooth >= 0, got lr={lr}, smooth={smooth}")
+        codes = ws.detach().to(self.device, torch.float32).clone().requires_grad_(True)
+        if steps == 0 or len(x) == 0:
+            return codes.detach()
+        batch = check_count("batch_size", batch_size) if batch_size is not None else len(x)
+        opt = torch.optim.Adam([codes], lr=lr)
+        frozen = [p.requires_grad for p in self.synthesis.parameters()]
+        self.synthesis.requires_grad_(False)
+        try:
+            with torch.enable_grad():
+                for _ in range(steps):
+                    order = torch.randperm(len(x), generator=generator)
+                    for start in range(0, len(x), batch):
+                        idx = order[start:start + batch]
+                        # Not clamped to [0, 1]: pixels outside it still pull their codes back.
+                        rendered = (self.synthesis(codes[idx], noise_mode="const").float() + 1) / 2
+                        if rendered.shape[-2:] != x.shape[-2:]:
+                            rendered = F.interpolate(rendered, size=x.shape[-2:], mode="bilinear", antialias=True,
+                                                     align_corners=False)
+                        loss = (rendered - x[idx].to(self.device)).square().mean()
+                        if smooth > 0 and len(codes) > 1:
+                            loss = loss + smooth * (codes[1:] - codes[:-1]).square().sum((1, 2)).mean()
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+        finally:
+            for p, flag in zip(self.synthesis.parameters(), frozen):
+                p.requires_grad_(flag)
+        return codes.detach()
 
     @torch.no_grad()
     def decode(self, ws: torch.Tensor, *, batch_size: int | None = None, noise_mode: str = "const") -> torch.Tensor:
