@@ -2,9 +2,9 @@
 
 Every number comes from the built-in models' cards (``vgz/assets/*/README.md``): the ``vgz eval``
 results in their ``model-index`` metadata, and a ``vgz_zoo`` metadata block with the training time
-(``training_hours``, the whole chain of runs for models built on a trained StyleGAN2, itemised in
-``training_chain``) and hardware and the generation speed (``benchmarks/bench_zoo.py`` measures it). Parameters are
-counted from the shipped safetensors files. Run::
+(``training_hours``: for a model built on a trained StyleGAN2, its whole chain of runs, itemised in
+``training_chain``), the hardware and the generation speed (``benchmarks/bench_zoo.py`` measures
+it). Parameters are counted from the shipped safetensors files. Run::
 
     python model_cards/zoo.py            # rewrite the table in README.md and model_cards/zoo.md
     python model_cards/zoo.py --check    # exit 1 if either is out of date (a test runs this)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from vgz.hub import resolve_folder
 from vgz.utils import atomic_path, atomic_write_text
 
 __all__ = ["ModelMixin", "WeightsError", "CONFIG_NAME", "weights_name", "load_component", "read_component_config",
-           "module_sha256"]
+           "module_sha256", "frozen"]
 
 CONFIG_NAME = "config.json"
 M = TypeVar("M", bound="ModelMixin")
@@ -287,3 +288,17 @@ def module_sha256(module: torch.nn.Module) -> str:
         digest.update(f"\0{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
         digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
     return digest.hexdigest()
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Optimise inputs, not weights: ``module``'s parameters need no gradient inside the block, and
+    get back the ``requires_grad`` each had, however the block ends. Gradients are enabled inside."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)

@@ -22,7 +22,7 @@ from einops import rearrange
 
 from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingNetwork, SynthesisNetwork
-from vgz.modeling import ModelMixin
+from vgz.modeling import ModelMixin, frozen
 from vgz.pipelines.base import (VideoPipeline, VideoPipelineOutput, check_count, check_finite_frames,
                                 check_output_type, finish_frames, to_unit_range)
 from vgz.registry import register
@@ -127,7 +127,7 @@ class PSPPipeline(VideoPipeline):
         codes from jittering apart. ``generator``: the batches' order (default: unseeded)."""
         steps = check_count("steps", steps, minimum=0)
         x, _ = self._images(images)
-        if x.ndim != 4 or ws.shape != (len(x), self.num_ws, self.synthesis.w_dim):
+        if ws.shape != (len(x), self.num_ws, self.synthesis.w_dim):
             raise ValueError(f"expected ws [{len(x)}, {self.num_ws}, {self.synthesis.w_dim}] for {len(x)} frames, "
                              f"got {tuple(ws.shape)}")
         if lr <= 0 or smooth < 0:
@@ -137,28 +137,22 @@ class PSPPipeline(VideoPipeline):
             return codes.detach()
         batch = check_count("batch_size", batch_size) if batch_size is not None else len(x)
         opt = torch.optim.Adam([codes], lr=lr)
-        frozen = [p.requires_grad for p in self.synthesis.parameters()]
-        self.synthesis.requires_grad_(False)
-        try:
-            with torch.enable_grad():
-                for _ in range(steps):
-                    order = torch.randperm(len(x), generator=generator)
-                    for start in range(0, len(x), batch):
-                        idx = order[start:start + batch]
-                        # Not clamped to [0, 1]: pixels outside it still pull their codes back.
-                        rendered = (self.synthesis(codes[idx], noise_mode="const").float() + 1) / 2
-                        if rendered.shape[-2:] != x.shape[-2:]:
-                            rendered = F.interpolate(rendered, size=x.shape[-2:], mode="bilinear", antialias=True,
-                                                     align_corners=False)
-                        loss = (rendered - x[idx].to(self.device)).square().mean()
-                        if smooth > 0 and len(codes) > 1:
-                            loss = loss + smooth * (codes[1:] - codes[:-1]).square().sum((1, 2)).mean()
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-        finally:
-            for p, flag in zip(self.synthesis.parameters(), frozen):
-                p.requires_grad_(flag)
+        with frozen(self.synthesis):
+            for _ in range(steps):
+                order = torch.randperm(len(x), generator=generator)
+                for start in range(0, len(x), batch):
+                    idx = order[start:start + batch]
+                    # Not clamped to [0, 1]: pixels outside it still pull their codes back.
+                    rendered = (self.synthesis(codes[idx], noise_mode="const").float() + 1) / 2
+                    if rendered.shape[-2:] != x.shape[-2:]:
+                        rendered = F.interpolate(rendered, size=x.shape[-2:], mode="bilinear", antialias=True,
+                                                 align_corners=False)
+                    loss = (rendered - x[idx].to(self.device)).square().mean()
+                    if smooth > 0 and len(codes) > 1:
+                        loss = loss + smooth * (codes[1:] - codes[:-1]).square().sum((1, 2)).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
         return codes.detach()
 
     @torch.no_grad()

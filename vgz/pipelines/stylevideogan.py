@@ -42,7 +42,7 @@ from einops import rearrange
 from vgz.configs import ComponentConfig, config_field
 from vgz.generators.stylegan2 import MappingConfig, MappingNetwork, SynthesisConfig, SynthesisNetwork
 from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig
-from vgz.modeling import ModelMixin
+from vgz.modeling import ModelMixin, frozen
 from vgz.pipelines.base import (VideoPipeline, as_generators, check_count, check_finite_frames, load_images,
                                 to_unit_range)
 from vgz.pipelines.styleganv import _MOTION_BLOCK, MAX_MOTION_NOISE_BYTES, StyleGANVPipeline, _size
@@ -229,8 +229,6 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
     def _fit_start(self, i: torch.Tensor, target: torch.Tensor, steps: int) -> torch.Tensor:
         """Content codes near ``i`` whose first latent ``w_0(i)`` is ``target`` (least squares, L-BFGS)."""
         motion = self.motion
-        frozen = [p.requires_grad for p in motion.parameters()]
-        motion.requires_grad_(False)
         x = i.detach().clone().requires_grad_(True)
         opt = torch.optim.LBFGS([x], lr=1, max_iter=steps, history_size=20, tolerance_grad=1e-10,
                                 tolerance_change=1e-14, line_search_fn="strong_wolfe")
@@ -241,12 +239,8 @@ class StyleVideoGANPipeline(StyleGANVPipeline):
             loss.backward()
             return loss
 
-        try:
-            with torch.enable_grad():
-                opt.step(closure)
-        finally:
-            for p, flag in zip(motion.parameters(), frozen):
-                p.requires_grad_(flag)
+        with frozen(motion):
+            opt.step(closure)
         return x.detach()
 
     # ----------------------------------------------------------------------------- trajectories
