@@ -205,3 +205,5 @@ def test_refine_sharpens_an_encoding_and_smooth_keeps_neighbours_together():
         pipe.refine(frames, ws[:4], steps=1)
     with pytest.raises(ValueError, match="lr > 0"):
         pipe.refine(frames, ws, steps=1, lr=0)
+    with pytest.raises(ValueError, match=r"one video's frames \[T, C, H, W\], got \(2, 4, 3, 16, 16\)"):
+        pipe.refine(frames.view(2, 4, 3, 16, 16), ws, steps=1)  # no smoothing across two videos

@@ -126,6 +126,9 @@ class PSPPipeline(VideoPipeline):
         the mean squared step ``|w_t - w_(t-1)|^2`` along the video, which keeps neighbouring frames'
         codes from jittering apart. ``generator``: the batches' order (default: unseeded)."""
         steps = check_count("steps", steps, minimum=0)
+        if isinstance(images, torch.Tensor) and images.ndim != 4:
+            raise ValueError(f"expected one video's frames [T, C, H, W], got {tuple(images.shape)} (refine one video "
+                             "at a time: the smoothness term runs along its frames)")
         x, _ = self._images(images)
         if ws.shape != (len(x), self.num_ws, self.synthesis.w_dim):
             raise ValueError(f"expected ws [{len(x)}, {self.num_ws}, {self.synthesis.w_dim}] for {len(x)} frames, "
