@@ -18,7 +18,7 @@ import vgz
 from vgz.data.base import resize_center_crop
 from vgz.data.datasets import DatasetError, LatentFolderDataset, consecutive_sampling, open_dataset
 from vgz.data.latents import LATENTS_MARKER, latent_file_name, read_latent_header, write_latent_file
-from vgz.inversion import InversionError, invert_videos, module_sha256
+from vgz.inversion import InversionError, Refinement, _open_videos, invert_videos, module_sha256
 from vgz.pipelines import VideoPipeline
 
 #: Item names of the good videos and their frame counts (two share a base name in different folders).
@@ -239,6 +239,58 @@ def test_library_refusals_overwrite_and_changed_sources(world, tmp_path):
     with pytest.raises(DatasetError):
         invert_videos(other, videos, out, progress=False, overwrite=True)
     assert len(list(out.glob("*.safetensors"))) == 2
+
+
+def test_refinement_sharpens_latents_and_is_part_of_what_they_are(world, tmp_path):
+    """--refine-steps: each video's codes are refined against its frames (PSPPipeline.refine on the
+    encoder's codes); the refinement is recorded, and latents refined otherwise count as another
+    encoder's: refused without overwrite, re-encoded with it."""
+    pipe, data = world["pipe"], "synthetic:shapes?num_videos=2&num_frames=6"
+    plain = invert_videos(pipe, data, tmp_path / "plain", progress=False)
+    refine = Refinement(steps=30, lr=0.05, smooth=0.5, batch_size=4)
+    out = tmp_path / "refined"
+    report = invert_videos(pipe, data, out, progress=False, refine=refine)
+    assert len(report.written) == 2 and report.frames_encoded == 12
+    videos = _open_videos(data, pipe.encoder.config.input_size)
+    for i, name in enumerate(report.written):
+        frames = videos.read_frames(i, range(6)).float() / 255
+        meta, _ = read_latent_header(out / name)
+        assert meta["refine"] == {"steps": 30, "lr": 0.05, "smooth": 0.5, "batch_size": 4}
+        ws = open_dataset(out).read_latents(i)
+        expected = pipe.refine(frames, pipe.encode(frames), steps=30, lr=0.05, smooth=0.5, batch_size=4)
+        torch.testing.assert_close(ws, expected, rtol=1e-4, atol=1e-5)
+        unrefined = open_dataset(tmp_path / "plain").read_latents(i)
+        error = [(resize_center_crop((pipe.decode(w) * 255).round().to(torch.uint8), frames.shape[-1]).float() / 255
+                  - frames).square().mean() for w in (ws, unrefined)]
+        assert error[0] < 0.7 * error[1]
+    assert json.loads((out / LATENTS_MARKER).read_text())["refine"]["steps"] == 30
+    assert "refine" not in json.loads((tmp_path / "plain" / LATENTS_MARKER).read_text())
+    assert "refine" not in read_latent_header(tmp_path / "plain" / plain.written[0])[0]
+
+    # The same refinement: up to date. Another (or none): refused, then re-encoded with overwrite=True.
+    assert len(invert_videos(pipe, data, out, progress=False, refine=refine).up_to_date) == 2
+    with pytest.raises(InversionError, match="refined with steps 30, lr 0.05.*this run's are not refined.*--overwrite"):
+        invert_videos(pipe, data, out, progress=False)
+    with pytest.raises(InversionError, match="not refined, and this run's are refined with steps 30"):
+        invert_videos(pipe, data, tmp_path / "plain", progress=False, refine=refine)
+    report = invert_videos(pipe, data, out, progress=False, overwrite=True)
+    assert len(report.written) == 2 and "refine" not in read_latent_header(out / report.written[0])[0]
+    for bad in ({"steps": 0}, {"steps": 5, "lr": 0.0}, {"steps": 5, "smooth": -1.0}, {"steps": 5, "batch_size": 0}):
+        with pytest.raises(InversionError, match="expected"):
+            Refinement(**bad)
+
+    # The command line: the options, the summary, latents.json.
+    cli_out = tmp_path / "cli"
+    done = run_vgz("invert", str(world["root"] / "psp"), "--data", data, "--out", str(cli_out), "-q",
+                   "--refine-steps", "3", "--refine-smooth", "1", "--refine-batch", "5")
+    assert done.returncode == 0, done.stderr
+    assert "refined (3 steps)" in done.stdout
+    recorded = json.loads((cli_out / LATENTS_MARKER).read_text())["refine"]
+    assert recorded == {"steps": 3, "lr": 0.02, "smooth": 1.0, "batch_size": 5}
+    bad = run_vgz("invert", str(world["root"] / "psp"), "--data", data, "--out", str(tmp_path / "bad"),
+                  "--refine-steps", "3", "--refine-lr", "0")
+    assert bad.returncode == 1 and "--refine-lr: expected a learning rate > 0" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_file_names_are_stable_unique_and_safe():

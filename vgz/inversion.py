@@ -22,6 +22,12 @@ What :func:`invert_videos` does (the folder format is in :mod:`vgz.data.latents`
   or keep (never all of them: a run that produced no latents removes nothing).
 * Videos that cannot be read (no video stream, damaged files, frames missing) are skipped and listed
   in the report with the reason, as the datasets skip them; they do not stop the run.
+* ``refine=Refinement(steps=...)`` (``--refine-steps``; a vgz addition, off by default) then sharpens
+  each video's codes by optimisation against its frames with
+  :meth:`~vgz.pipelines.psp.PSPPipeline.refine`, for encoders whose codes render blurry (a small
+  encoder trained on few frames). The refinement is part of what the latents are: it is recorded in
+  ``latents.json`` and in every file (``refine``), and latents refined otherwise (or not at all) are
+  treated like another encoder's: refused without ``overwrite``, re-encoded with it.
 """
 
 from __future__ import annotations
@@ -43,8 +49,8 @@ from vgz.data.latents import (LATENTS_FORMAT, LATENTS_FORMAT_VERSION, LATENTS_MA
                               is_latent_folder, latent_file_name, read_latent_header, read_latents_marker,
                               write_latent_file)
 
-__all__ = ["InversionError", "InversionReport", "invert_videos", "check_inversion_pipeline", "check_output_folder",
-           "check_preview_path", "module_sha256", "PREVIEW_SUFFIXES"]
+__all__ = ["InversionError", "InversionReport", "Refinement", "invert_videos", "check_inversion_pipeline",
+           "check_output_folder", "check_preview_path", "module_sha256", "PREVIEW_SUFFIXES"]
 
 #: What ``preview`` may end with (the containers :class:`~vgz.data.video.VideoWriter` writes).
 PREVIEW_SUFFIXES = (".mp4", ".mkv", ".mov", ".gif")
@@ -53,6 +59,34 @@ PREVIEW_SUFFIXES = (".mp4", ".mkv", ".mov", ".gif")
 class InversionError(ValueError):
     """The inversion cannot start: not an inversion pipeline, an output folder that is not a latent
     folder, latents of another encoder there (without ``overwrite``), bad arguments."""
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """How :func:`invert_videos` refines each video's codes after encoding them (see
+    :meth:`~vgz.pipelines.psp.PSPPipeline.refine`): ``steps`` Adam steps at ``lr`` on windows of
+    ``batch_size`` consecutive frames (None: the whole video at once, memory permitting), with
+    ``smooth`` times the mean squared step between consecutive codes added to the loss."""
+
+    steps: int
+    lr: float = 0.02
+    smooth: float = 0.0
+    batch_size: int | None = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
+            raise InversionError(f"refinement steps: expected an integer >= 1, got {self.steps!r}")
+        if not self.lr > 0 or not self.smooth >= 0:
+            raise InversionError(f"refinement: expected lr > 0 and smooth >= 0, got lr={self.lr}, "
+                                 f"smooth={self.smooth}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise InversionError(f"refinement batch_size: expected an integer >= 1 or None, "
+                                 f"got {self.batch_size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the latents record (``refine`` in ``latents.json`` and in each file)."""
+        return {"steps": self.steps, "lr": float(self.lr), "smooth": float(self.smooth),
+                "batch_size": self.batch_size}
 
 
 @dataclass
@@ -134,7 +168,7 @@ def _prepare_folder(out: Path, marker: dict[str, Any], overwrite: bool) -> None:
     from vgz.data.base import DatasetError
 
     check_output_folder(out)
-    new = marker["encoder_sha256"]
+    new, refine = marker["encoder_sha256"], marker.get("refine")
     old = None
     if (out / LATENTS_MARKER).is_file():
         try:
@@ -147,6 +181,11 @@ def _prepare_folder(out: Path, marker: dict[str, Any], overwrite: bool) -> None:
             f"--out {out} holds latents of another encoder ({old['encoder_sha256'][:12]}, from "
             f"{old.get('pipeline')!r}); this pipeline's encoder is {new[:12]}. Pass --overwrite to re-encode every "
             "video with this one (the other encoder's files are then removed), or choose another --out")
+    if old is not None and old["encoder_sha256"] == new and old.get("refine") != refine and not overwrite:
+        raise InversionError(
+            f"--out {out} holds latents {_refined(old.get('refine'))}, and this run's are {_refined(refine)}: the "
+            "refinement is part of what latents are. Pass --overwrite to re-encode every video this way, or choose "
+            "another --out")
     if old is not None and not overwrite and old.get("dataset") not in (None, marker["dataset"]):
         raise InversionError(
             f"--out {out} holds the latents of {old['dataset']}, and this run inverts {marker['dataset']}: one latent "
@@ -156,18 +195,25 @@ def _prepare_folder(out: Path, marker: dict[str, Any], overwrite: bool) -> None:
         foreign = []
         for path in _latent_files(out):
             with contextlib.suppress(OSError, ValueError):  # unreadable files are re-encoded when their video comes
-                if read_latent_header(path)[0].get("encoder_sha256") != new:
+                meta = read_latent_header(path)[0]
+                if meta.get("encoder_sha256") != new or meta.get("refine") != refine:
                     foreign.append(path.name)
         if foreign:
             raise InversionError(
                 f"--out {out}: {len(foreign)} file(s) hold latents of another encoder than this pipeline's "
-                f"({new[:12]}), e.g. {foreign[0]} (an interrupted --overwrite run?); pass --overwrite to re-encode "
-                "them, or choose another --out")
+                f"({new[:12]}) or refined otherwise, e.g. {foreign[0]} (an interrupted --overwrite run?); pass "
+                "--overwrite to re-encode them, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    if old is None or overwrite or old["encoder_sha256"] != new:
+    if old is None or overwrite or old["encoder_sha256"] != new or old.get("refine") != refine:
         from vgz.utils import atomic_write_text
 
         atomic_write_text(out / LATENTS_MARKER, json.dumps(marker, indent=2) + "\n")
+
+
+def _refined(refine: dict[str, Any] | None) -> str:
+    if not refine:
+        return "not refined"
+    return "refined with " + ", ".join(f"{k} {v}" for k, v in refine.items())
 
 
 def _open_videos(data: str | os.PathLike, size: int):
@@ -218,16 +264,16 @@ def _source_info(dataset: Any, i: int) -> dict[str, Any]:
     return {**info, "source_width": int(width), "source_height": int(height)}
 
 
-def _existing(path: Path, encoder: str, source: str) -> str:
+def _existing(path: Path, encoder: str, refine: dict[str, Any] | None, source: str) -> str:
     """``"current"`` (keep it), ``"missing"``, ``"changed"`` (its source changed), ``"other"``
-    (another encoder) or ``"unreadable"``."""
+    (another encoder or refinement) or ``"unreadable"``."""
     if not path.exists():
         return "missing"
     try:
         meta, _ = read_latent_header(path)
     except (OSError, ValueError):
         return "unreadable"
-    if meta.get("encoder_sha256") != encoder:
+    if meta.get("encoder_sha256") != encoder or meta.get("refine") != refine:
         return "other"
     return "current" if meta.get("source_sha256") == source else "changed"
 
@@ -240,20 +286,28 @@ def _read(dataset: Any, i: int, start: int, stop: int) -> torch.Tensor:
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def _encode_video(pipe: Any, dataset: Any, i: int, batch_size: int, bar: Any) -> torch.Tensor:
-    """``ws [T, num_ws, w_dim]`` float32 on the CPU, ``batch_size`` frames at a time."""
+def _encode_video(pipe: Any, dataset: Any, i: int, batch_size: int, bar: Any,
+                  refine: Refinement | None) -> torch.Tensor:
+    """``ws [T, num_ws, w_dim]`` float32 on the CPU, ``batch_size`` frames at a time, then refined
+    against the video's frames (kept as read, uint8, until then) when ``refine`` is given."""
     length = dataset.video_lengths[i]
-    chunks = []
+    chunks, frames = [], []
     for start in range(0, length, batch_size):
         stop = min(start + batch_size, length)
         try:
-            frames = _read(dataset, i, start, stop)
+            batch = _read(dataset, i, start, stop)
         except _Unreadable:
-            bar.update(length - start)  # the bar counts the dataset's frames, done or skipped
+            bar.update((2 if refine else 1) * length - start)  # the bar counts the dataset's frames
             raise
-        chunks.append(pipe.encode(frames).float().cpu())
+        chunks.append(pipe.encode(batch).float().cpu())
+        if refine is not None:
+            frames.append(batch)
         bar.update(stop - start)
-    return torch.cat(chunks)
+    ws = torch.cat(chunks)
+    if refine is None:
+        return ws
+    return pipe.refine(torch.cat(frames), ws, steps=refine.steps, lr=refine.lr, smooth=refine.smooth,
+                       batch_size=refine.batch_size, callback=bar.update).cpu()
 
 
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -284,6 +338,7 @@ def invert_videos(
     preview_videos: int = 4,
     progress: bool = True,
     pipeline_ref: str | None = None,
+    refine: Refinement | None = None,
 ) -> InversionReport:
     """Encode every video of ``data`` with ``pipe`` into one latent file per video in ``out``.
 
@@ -300,6 +355,9 @@ def invert_videos(
             saw it beside its reconstruction ``pipe.decode(ws)``, both resized to the larger height.
         progress: a tqdm bar over the frames.
         pipeline_ref: where the pipeline came from, recorded in the metadata (e.g. its folder).
+        refine: sharpen each video's codes by optimisation after encoding them (see
+            :class:`Refinement`; off by default). Costs ``steps`` generator forward and backward
+            passes per frame.
 
     Returns:
         An :class:`InversionReport`. Each file holds ``ws`` float32 ``[T, num_ws, w_dim]``.
@@ -316,6 +374,9 @@ def invert_videos(
     from vgz.pipelines.base import check_count
 
     check_inversion_pipeline(pipe)
+    if refine is not None and not callable(getattr(pipe, "refine", None)):
+        raise InversionError(f"a {type(pipe).__name__} cannot refine its codes (no refine method); invert without "
+                             "refinement")
     on_gpu = pipe.device.type == "cuda"
     batch_size = check_count("batch_size", batch_size) if batch_size is not None else (16 if on_gpu else 8)
     preview_videos = check_count("preview_videos", preview_videos)
@@ -340,6 +401,8 @@ def invert_videos(
         "synthesis_sha256": module_sha256(pipe.synthesis), "input_resolution": size,
         "pipeline": pipeline_ref, "vgz_version": __version__,
     }
+    if refine is not None:  # absent otherwise, as in latents written before refinement existed
+        common["refine"] = refine.to_dict()
     marker = {"format": LATENTS_FORMAT, "format_version": LATENTS_FORMAT_VERSION, **common,
               "generator_resolution": generator_resolution, "pipeline_name": pipe.registry_key()[1],
               "dataset": _dataset_id(data)}
@@ -350,23 +413,25 @@ def invert_videos(
     writer = None
     try:
         with contextlib.ExitStack() as stack:
-            bar = stack.enter_context(tqdm(total=sum(dataset.video_lengths), unit="frame",
-                                           desc=f"inverting into {out}", disable=not progress))
+            passes = 2 if refine is not None else 1  # encoding, then refining, each frame
+            bar = stack.enter_context(tqdm(total=passes * sum(dataset.video_lengths), unit="frame",
+                                           desc=f"inverting {'and refining ' if refine else ''}into {out}",
+                                           disable=not progress))
             for i in range(dataset.num_videos):
                 path, source = out / names[i], dataset.video_paths[i]
                 try:
                     source_sha = dataset.video_sha256(i)
                 except OSError as exc:  # the file went away or became unreadable since indexing
                     report.skipped.append((source, f"cannot read: {exc.strerror or exc}"))
-                    bar.update(dataset.video_lengths[i])
+                    bar.update(passes * dataset.video_lengths[i])
                     continue
                 ws, info = None, None
-                if _existing(path, encoder_hash, source_sha) == "current":
+                if _existing(path, encoder_hash, common.get("refine"), source_sha) == "current":
                     report.up_to_date.append(path.name)
-                    bar.update(dataset.video_lengths[i])
+                    bar.update(passes * dataset.video_lengths[i])
                 else:
                     try:
-                        ws = _encode_video(pipe, dataset, i, batch_size, bar)
+                        ws = _encode_video(pipe, dataset, i, batch_size, bar, refine)
                     except _Unreadable as exc:
                         report.skipped.append((source, str(exc)))
                         continue

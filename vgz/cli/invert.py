@@ -47,6 +47,15 @@ def invert_cmd(
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write this video (.mp4, .mkv, .mov, .gif): "
                                            "the first videos' frames beside their reconstructions."),
     preview_videos: int = typer.Option(4, "--preview-videos", min=1, help="Videos shown in --preview."),
+    refine_steps: int = typer.Option(0, "--refine-steps", min=0, help="Then sharpen each video's codes by this many "
+                                     "Adam steps against its frames (a vgz addition for encoders whose codes render "
+                                     "blurry; 0: off). Costs that many generator passes per frame."),
+    refine_lr: float = typer.Option(0.02, "--refine-lr", min=0.0, help="Learning rate of the refinement."),
+    refine_smooth: float = typer.Option(0.0, "--refine-smooth", min=0.0, help="Weight of the mean squared step "
+                                        "between consecutive frames' codes in the refinement (keeps them from "
+                                        "jittering apart)."),
+    refine_batch: int = typer.Option(64, "--refine-batch", min=1, help="Consecutive frames refined together (one "
+                                     "window; memory grows with it)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     revision: Optional[str] = typer.Option(None, help="Hub revision of the pipeline (branch, tag or commit)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -70,6 +79,8 @@ def invert_cmd(
     if not data.startswith("synthetic:") and not Path(data).expanduser().exists():
         problems.append(f"--data {data}: no such file or directory (expected a folder of videos, of frame folders, "
                         "a .zip of frame folders, or synthetic:shapes?...)")
+    if refine_steps and not refine_lr > 0:
+        problems.append(f"--refine-lr: expected a learning rate > 0, got {refine_lr}")
     if problems:
         fail("; ".join(problems) + " (nothing was inverted)")
     try:
@@ -84,8 +95,8 @@ def invert_cmd(
 
     from vgz import registry
     from vgz.data.datasets import DatasetError
-    from vgz.inversion import (InversionError, check_inversion_pipeline, check_output_folder, check_preview_path,
-                               invert_videos)
+    from vgz.inversion import (InversionError, Refinement, check_inversion_pipeline, check_output_folder,
+                               check_preview_path, invert_videos)
     from vgz.pipelines import VideoPipeline
     from vgz.utils import describe_os_error
 
@@ -103,11 +114,15 @@ def invert_cmd(
             registry.RegistryError) as exc:
         fail(str(exc))
     ref = os.path.abspath(folder) if local else pipeline  # recorded in the metadata
+    refine = Refinement(refine_steps, refine_lr, refine_smooth, refine_batch) if refine_steps else None
     try:
         report = invert_videos(pipe, data, out, batch_size=batch_size, overwrite=overwrite, preview=preview,
-                               preview_videos=preview_videos, progress=not quiet, pipeline_ref=ref)
+                               preview_videos=preview_videos, progress=not quiet, pipeline_ref=ref, refine=refine)
     except torch.cuda.OutOfMemoryError:
         used = batch_size or (16 if device.startswith("cuda") else 8)
+        if refine:
+            fail(f"out of memory on {device} encoding {used} frames or refining {refine_batch} at a time; lower "
+                 "--batch-size or --refine-batch")
         fail(f"out of memory on {device} encoding {used} frames at a time; lower --batch-size")
     except (InversionError, DatasetError, ValueError) as exc:  # NonFiniteOutputError (the preview) among them
         fail(str(exc))
@@ -129,6 +144,7 @@ def invert_cmd(
     if report.removed:
         parts.append(f"{len(report.removed)} files of another encoder removed")
     typer.echo(f"latents of {report.num_latents} of {total} videos in {out.resolve()}: {', '.join(parts)}; "
-               f"ws [T, {pipe.num_ws}, {pipe.synthesis.w_dim}] each, encoder {report.encoder_sha256[:12]}")
+               f"ws [T, {pipe.num_ws}, {pipe.synthesis.w_dim}] each, encoder {report.encoder_sha256[:12]}"
+               + (f", refined ({refine_steps} steps)" if refine else ""))
     if report.preview is not None:
         typer.echo(f"wrote {report.preview.resolve()}: {report.previewed} video(s), frames beside reconstructions")

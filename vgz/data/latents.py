@@ -20,7 +20,8 @@ Each ``.safetensors`` file holds one tensor ``ws`` and string metadata: ``format
 ``num_frames``, ``fps`` and ``source_width``/``source_height`` (when known), ``input_resolution``,
 ``num_ws``, ``w_dim``, ``encoder_sha256``, ``synthesis_sha256``, ``source_sha256`` (what the video
 held: its size and the hash of its first and last 64 KiB, as dataset fingerprints use) and
-``vgz_version``.
+``vgz_version``; and ``refine`` (JSON: ``steps``, ``lr``, ``smooth``, ``batch_size``) when the codes
+were refined after encoding (``vgz invert --refine-steps``), also in ``latents.json``.
 
 File names (:func:`latent_file_name`) come from the item name alone, so they are stable across runs
 and machines: the name without its video suffix, ``/`` as ``__``, other characters outside
@@ -76,6 +77,8 @@ LATENT_SUFFIX = ".safetensors"
 _INT_FIELDS = ("format_version", "num_frames", "num_ws", "w_dim", "input_resolution", "source_width",
                "source_height")
 _FLOAT_FIELDS = ("fps",)
+#: Metadata stored as JSON (objects).
+_JSON_FIELDS = ("refine",)
 
 
 def latent_file_name(item_name: str) -> str:
@@ -146,6 +149,12 @@ def read_latents_marker(folder: str | os.PathLike) -> dict[str, Any]:
 
 def _parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(raw)
+    for key in _JSON_FIELDS:
+        if key in out:
+            try:
+                out[key] = json.loads(out[key])
+            except ValueError:
+                raise ValueError(f"metadata {key!r}: expected JSON, found {out[key]!r}") from None
     for fields, cast, what in ((_INT_FIELDS, int, "an integer"), (_FLOAT_FIELDS, float, "a number")):
         for key in fields:
             if key in out:
@@ -193,7 +202,8 @@ def write_latent_file(path: str | os.PathLike, ws: torch.Tensor, metadata: dict[
     if ws.ndim != 3:
         raise ValueError(f"expected ws [T, num_ws, w_dim], found shape {tuple(ws.shape)}")
     meta = {"format": LATENTS_FORMAT, "format_version": str(LATENTS_FORMAT_VERSION)}
-    meta.update({k: str(v) for k, v in metadata.items() if v is not None and k not in meta})
+    meta.update({k: json.dumps(v, sort_keys=True) if k in _JSON_FIELDS else str(v)
+                 for k, v in metadata.items() if v is not None and k not in meta})
     tensor = ws.detach().to("cpu", torch.float32).contiguous()
     with atomic_path(path) as tmp:
         save_file({"ws": tensor}, str(tmp), metadata=meta)

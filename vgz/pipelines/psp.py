@@ -13,6 +13,7 @@ generator's mapping network (for its average latent and for sampling).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,17 +115,20 @@ class PSPPipeline(VideoPipeline):
         return ws.reshape(*lead, self.num_ws, self.synthesis.w_dim)
 
     def refine(self, images: torch.Tensor, ws: torch.Tensor, *, steps: int, lr: float = 0.02, smooth: float = 0.0,
-               batch_size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+               batch_size: int | None = None, callback: Callable[[int], None] | None = None) -> torch.Tensor:
         """Sharpen an encoding by optimisation (a vgz addition to pSp): the frames of one video
         ``images [T, C, H, W]`` in [0, 1] and their codes ``ws [T, num_ws, w_dim]`` (from :meth:`encode`)
         -> refined ``ws [T, num_ws, w_dim]`` (float32, on the pipeline's device).
 
-        ``steps`` passes over the video, each visiting every frame once in random batches of
-        ``batch_size`` (default: all frames): Adam (``lr``) on all codes jointly, minimising the mean
-        squared error between the rendered frames (constant noise, resized to the frames' size with
-        antialiasing when they differ, as pSp pools its output) and the frames, plus ``smooth`` times
-        the mean squared step ``|w_t - w_(t-1)|^2`` along the video, which keeps neighbouring frames'
-        codes from jittering apart. ``generator``: the batches' order (default: unseeded)."""
+        The video is refined in windows of ``batch_size`` consecutive frames (default: all of them at
+        once), one after the other: ``steps`` Adam steps (``lr``) on a window's codes jointly,
+        minimising the mean squared error between the rendered frames (constant noise, resized to the
+        frames' size with antialiasing when they differ, as pSp pools its output) and the frames, plus
+        ``smooth`` times the mean squared step ``|w_t - w_(t-1)|^2`` along the video, which keeps
+        neighbouring frames' codes from jittering apart. A window's first step is taken from the
+        previous window's refined last code, so the smoothing runs across windows too. Every frame
+        gets ``steps`` updates whatever the window; memory grows with the window, not the video.
+        ``callback(n)`` is called after each window with its number of frames (e.g. a progress bar)."""
         steps = check_count("steps", steps, minimum=0)
         if isinstance(images, torch.Tensor) and images.ndim != 4:
             raise ValueError(f"expected one video's frames [T, C, H, W], got {tuple(images.shape)} (refine one video "
@@ -135,28 +139,33 @@ class PSPPipeline(VideoPipeline):
                              f"got {tuple(ws.shape)}")
         if lr <= 0 or smooth < 0:
             raise ValueError(f"expected lr > 0 and smooth >= 0, got lr={lr}, smooth={smooth}")
-        codes = ws.detach().to(self.device, torch.float32).clone().requires_grad_(True)
+        refined = ws.detach().to(self.device, torch.float32).clone()
         if steps == 0 or len(x) == 0:
-            return codes.detach()
-        batch = check_count("batch_size", batch_size) if batch_size is not None else len(x)
-        opt = torch.optim.Adam([codes], lr=lr)
+            return refined
         with frozen(self.synthesis):
-            for _ in range(steps):
-                order = torch.randperm(len(x), generator=generator)
-                for start in range(0, len(x), batch):
-                    idx = order[start:start + batch]
+            for start in self._chunks(len(x), batch_size):
+                stop = start + (batch_size or len(x))
+                target = x[start:stop].to(self.device)
+                codes = refined[start:stop].clone().requires_grad_(True)
+                before = refined[start - 1:start]  # the previous window's last code (none for the first)
+                opt = torch.optim.Adam([codes], lr=lr)
+                for _ in range(steps):
                     # Not clamped to [0, 1]: pixels outside it still pull their codes back.
-                    rendered = (self.synthesis(codes[idx], noise_mode="const").float() + 1) / 2
-                    if rendered.shape[-2:] != x.shape[-2:]:
-                        rendered = F.interpolate(rendered, size=x.shape[-2:], mode="bilinear", antialias=True,
+                    rendered = (self.synthesis(codes, noise_mode="const").float() + 1) / 2
+                    if rendered.shape[-2:] != target.shape[-2:]:
+                        rendered = F.interpolate(rendered, size=target.shape[-2:], mode="bilinear", antialias=True,
                                                  align_corners=False)
-                    loss = (rendered - x[idx].to(self.device)).square().mean()
-                    if smooth > 0 and len(codes) > 1:
-                        loss = loss + smooth * (codes[1:] - codes[:-1]).square().sum((1, 2)).mean()
+                    loss = (rendered - target).square().mean()
+                    path = torch.cat([before, codes])
+                    if smooth > 0 and len(path) > 1:
+                        loss = loss + smooth * (path[1:] - path[:-1]).square().sum((1, 2)).mean()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-        return codes.detach()
+                refined[start:stop] = codes.detach()
+                if callback is not None:
+                    callback(len(codes))
+        return refined
 
     @torch.no_grad()
     def decode(self, ws: torch.Tensor, *, batch_size: int | None = None, noise_mode: str = "const") -> torch.Tensor:
