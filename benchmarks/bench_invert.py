@@ -4,8 +4,12 @@ pSp's released architecture (an IR-SE50 W+ encoder at 256x256 and a 1024x1024 St
 weights: speed does not depend on them) inverts ``--videos`` H.264 files of ``--frames`` frames at
 256x256 (written first, procedural shapes). Timed: :func:`vgz.inversion.invert_videos`, decoding,
 resizing, encoding and writing included; printed: frames/s and the peak resident memory.
+``--refine-steps N`` adds the refinement (``vgz invert --refine-steps``), which runs the generator
+forward and backward N times per frame; ``--pipeline FOLDER`` times a saved psp pipeline instead
+(e.g. a small 64x64 one, where pSp's 1024x1024 generator is too slow to refine on a CPU).
 
     python benchmarks/bench_invert.py --videos 2 --frames 16
+    python benchmarks/bench_invert.py --videos 1 --frames 64 --pipeline runs/psp/pipeline --refine-steps 20
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="frames per encoder call (vgz invert's default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--pipeline", default=None, help="a saved psp pipeline folder (default: pSp's architecture)")
+    parser.add_argument("--refine-steps", type=int, default=0)
+    parser.add_argument("--refine-batch", type=int, default=64)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     import vgz
     from vgz.data.datasets import open_dataset
-    from vgz.inversion import invert_videos
+    from vgz.inversion import Refinement, invert_videos
 
     print(describe(args.device))
     with tempfile.TemporaryDirectory(prefix="vgz-bench-invert-") as tmp:
@@ -45,12 +52,18 @@ def main() -> None:
             frames = shapes.read_frames(i, list(range(args.frames))).float() / 255
             vgz.export_video(frames, videos / f"v{i}.mp4", fps=25)
         torch.manual_seed(0)
-        pipe = vgz.create("pipeline", "psp", preset="paper").to(args.device)
-        print(f"pSp: encoder {pipe.encoder.num_parameters / 1e6:.1f} M parameters ({pipe.encoder.n_styles} W+ codes), "
-              f"generator {pipe.synthesis.img_resolution}x{pipe.synthesis.img_resolution}; {args.videos} mp4 files of "
-              f"{args.frames} frames at 256x256")
+        if args.pipeline:
+            pipe = vgz.VideoPipeline.from_pretrained(args.pipeline, device=args.device)
+        else:
+            pipe = vgz.create("pipeline", "psp", preset="paper").to(args.device)
+        refine = Refinement(args.refine_steps, batch_size=args.refine_batch) if args.refine_steps else None
+        res = pipe.synthesis.img_resolution
+        print(f"pSp: encoder {pipe.encoder.num_parameters / 1e6:.1f} M parameters ({pipe.num_ws} W+ codes), "
+              f"generator {res}x{res}; {args.videos} mp4 files of {args.frames} frames at 256x256"
+              + (f"; refined, {args.refine_steps} steps" if refine else ""))
         start = time.perf_counter()
-        report = invert_videos(pipe, videos, Path(tmp) / "latents", batch_size=args.batch_size, progress=False)
+        report = invert_videos(pipe, videos, Path(tmp) / "latents", batch_size=args.batch_size, progress=False,
+                               refine=refine)
         seconds = time.perf_counter() - start
         total = args.videos * args.frames
         print(f"vgz invert: {total} frames in {seconds:.1f} s = {total / seconds:.2f} frames/s "
