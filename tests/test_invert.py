@@ -247,7 +247,7 @@ def test_refinement_sharpens_latents_and_is_part_of_what_they_are(world, tmp_pat
     encoder's: refused without overwrite, re-encoded with it."""
     pipe, data = world["pipe"], "synthetic:shapes?num_videos=2&num_frames=6"
     plain = invert_videos(pipe, data, tmp_path / "plain", progress=False)
-    refine = Refinement(steps=30, lr=0.05, smooth=0.5, batch_size=4)
+    refine = Refinement(steps=12, lr=0.1, smooth=0.5, batch_size=4)
     out = tmp_path / "refined"
     report = invert_videos(pipe, data, out, progress=False, refine=refine)
     assert len(report.written) == 2 and report.frames_encoded == 12
@@ -255,23 +255,23 @@ def test_refinement_sharpens_latents_and_is_part_of_what_they_are(world, tmp_pat
     for i, name in enumerate(report.written):
         frames = videos.read_frames(i, range(6)).float() / 255
         meta, _ = read_latent_header(out / name)
-        assert meta["refine"] == {"steps": 30, "lr": 0.05, "smooth": 0.5, "batch_size": 4}
+        assert meta["refine"] == {"steps": 12, "lr": 0.1, "smooth": 0.5, "batch_size": 4}
         ws = open_dataset(out).read_latents(i)
-        expected = pipe.refine(frames, pipe.encode(frames), steps=30, lr=0.05, smooth=0.5, batch_size=4)
+        expected = pipe.refine(frames, pipe.encode(frames), steps=12, lr=0.1, smooth=0.5, batch_size=4)
         torch.testing.assert_close(ws, expected, rtol=1e-4, atol=1e-5)
         unrefined = open_dataset(tmp_path / "plain").read_latents(i)
         error = [(resize_center_crop((pipe.decode(w) * 255).round().to(torch.uint8), frames.shape[-1]).float() / 255
                   - frames).square().mean() for w in (ws, unrefined)]
         assert error[0] < 0.7 * error[1]
-    assert json.loads((out / LATENTS_MARKER).read_text())["refine"]["steps"] == 30
+    assert json.loads((out / LATENTS_MARKER).read_text())["refine"]["steps"] == 12
     assert "refine" not in json.loads((tmp_path / "plain" / LATENTS_MARKER).read_text())
     assert "refine" not in read_latent_header(tmp_path / "plain" / plain.written[0])[0]
 
     # The same refinement: up to date. Another (or none): refused, then re-encoded with overwrite=True.
     assert len(invert_videos(pipe, data, out, progress=False, refine=refine).up_to_date) == 2
-    with pytest.raises(InversionError, match="refined with steps 30, lr 0.05.*this run's are not refined.*--overwrite"):
+    with pytest.raises(InversionError, match="refined with steps 12, lr 0.1.*this run's are not refined.*--overwrite"):
         invert_videos(pipe, data, out, progress=False)
-    with pytest.raises(InversionError, match="not refined, and this run's are refined with steps 30"):
+    with pytest.raises(InversionError, match="not refined, and this run's are refined with steps 12"):
         invert_videos(pipe, data, tmp_path / "plain", progress=False, refine=refine)
     report = invert_videos(pipe, data, out, progress=False, overwrite=True)
     assert len(report.written) == 2 and "refine" not in read_latent_header(out / report.written[0])[0]
