@@ -2,7 +2,7 @@
 
     pipe = VideoPipeline.from_pretrained("psp-faces/")        # vgz convert psp psp_ffhq_encode.pt psp-faces/
     ws = pipe.encode(frames)          # [T, 3, H, W] in [0, 1] -> [T, num_ws, w_dim] (latent_avg included)
-    ws = pipe.refine(frames, ws, steps=100, smooth=1.0)   # sharper codes by optimisation (not in pSp)
+    ws = pipe.refine(frames, ws, steps=100, smooth=0.001)  # sharper codes by optimisation (not in pSp)
     images = pipe.decode(ws)          # -> [T, 3, R, R] in [0, 1], with the generator's stored noise
     recon = pipe(video).frames        # [B, T, 3, H, W] -> the reconstruction [B, T, 3, R, R]
 
@@ -130,22 +130,24 @@ class PSPPipeline(VideoPipeline):
         gets ``steps`` updates whatever the window; memory grows with the window, not the video.
         ``callback(n)`` is called after each window with its number of frames (e.g. a progress bar)."""
         steps = check_count("steps", steps, minimum=0)
-        if isinstance(images, torch.Tensor) and images.ndim != 4:
-            raise ValueError(f"expected one video's frames [T, C, H, W], got {tuple(images.shape)} (refine one video "
-                             "at a time: the smoothness term runs along its frames)")
-        x, _ = self._images(images)
-        if ws.shape != (len(x), self.num_ws, self.synthesis.w_dim):
-            raise ValueError(f"expected ws [{len(x)}, {self.num_ws}, {self.synthesis.w_dim}] for {len(x)} frames, "
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+            found = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"expected one video's frames [T, C, H, W], got {found} (refine one video at a time: the "
+                             "smoothness term runs along its frames)")
+        self._images(images[:0])  # the channel check; frames become float one window at a time
+        n = len(images)
+        if ws.shape != (n, self.num_ws, self.synthesis.w_dim):
+            raise ValueError(f"expected ws [{n}, {self.num_ws}, {self.synthesis.w_dim}] for {n} frames, "
                              f"got {tuple(ws.shape)}")
         if lr <= 0 or smooth < 0:
             raise ValueError(f"expected lr > 0 and smooth >= 0, got lr={lr}, smooth={smooth}")
         refined = ws.detach().to(self.device, torch.float32).clone()
-        if steps == 0 or len(x) == 0:
+        if steps == 0 or n == 0:
             return refined
         with frozen(self.synthesis):
-            for start in self._chunks(len(x), batch_size):
-                stop = start + (batch_size or len(x))
-                target = x[start:stop].to(self.device)
+            for start in self._chunks(n, batch_size):
+                stop = start + (batch_size or n)
+                target = self._images(images[start:stop])[0].to(self.device)
                 codes = refined[start:stop].clone().requires_grad_(True)
                 before = refined[start - 1:start]  # the previous window's last code (none for the first)
                 opt = torch.optim.Adam([codes], lr=lr)
@@ -156,8 +158,8 @@ class PSPPipeline(VideoPipeline):
                         rendered = F.interpolate(rendered, size=target.shape[-2:], mode="bilinear", antialias=True,
                                                  align_corners=False)
                     loss = (rendered - target).square().mean()
-                    path = torch.cat([before, codes])
-                    if smooth > 0 and len(path) > 1:
+                    if smooth > 0 and len(before) + len(codes) > 1:
+                        path = torch.cat([before, codes])
                         loss = loss + smooth * (path[1:] - path[:-1]).square().sum((1, 2)).mean()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
