@@ -308,6 +308,16 @@ def test_recipe_settings_and_data_errors(latents, tmp_path):
     trainer = build_trainer("stylevideogan", preset="tiny", data=str(latents), outdir=tmp_path / "r4",
                             run_overrides={"steps": 1, "num_workers": 0, "progress": False, "sample_seeds": []})
     try:
+        # The first trajectories lie in the subject's PCA subspace, spread along it as the subject's frames.
+        motion = trainer.G.motion
+        with torch.no_grad():
+            fake = motion(torch.randn([64, 8]), torch.randn([64, 8, 8]))
+        assert (fake - motion.project_subject(fake)).abs().max() < 1e-4
+        basis = motion.subject_basis.flatten(1)
+        real = torch.cat([dataset.read_latents(v) for v in range(dataset.num_videos)])
+        centred = [x.flatten(1) - motion.subject_mean.flatten() for x in (real, fake.flatten(0, 1))]
+        spread = [(x @ basis[:4].T).std(0) for x in centred]
+        assert ((spread[1] / spread[0]).log().abs() < 0.7).all(), spread
         losses = trainer.train_step()
     finally:
         trainer.close()

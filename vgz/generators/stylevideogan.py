@@ -170,6 +170,32 @@ class MotionGenerator(ModelMixin):
         self.subject_frames.fill_(x.shape[0])
         return x.shape[0]
 
+    @torch.no_grad()
+    def start_at_subject(self, latents: Iterable[torch.Tensor], *, seed: int = 0, samples: int = 256) -> None:
+        """Initialise the affine maps so that the first trajectories lie on the training subject (vgz's choice;
+        the paper does not say how G starts): every frame ``w = mean + U^T diag(spread) z``, in the span of
+        the fitted PCA (:meth:`fit_subject` first), with the subject's spread along each component, where
+        ``z`` is T's output projected on random directions and scaled to unit variance (measured over
+        ``samples`` random trajectories of 25 steps). ``latents`` are the ``[T, num_ws, w_dim]`` sequences
+        :meth:`fit_subject` took."""
+        cfg = self.config
+        if int(self.subject_frames) == 0:
+            raise ValueError("start_at_subject needs the subject's PCA: call fit_subject first")
+        basis = self.subject_basis.flatten(1)  # [K, num_ws * w_dim]
+        coords = torch.cat([(ws.to(basis).flatten(1) - self.subject_mean.flatten()) @ basis.T for ws in latents])
+        spread = coords.std(dim=0) if coords.shape[0] > 1 else torch.zeros(basis.shape[0]).to(basis)
+        g = torch.Generator().manual_seed(seed)
+        i = torch.randn([samples, cfg.z_dim], generator=g).to(basis)
+        s = torch.randn([samples, 24, cfg.z_dim], generator=g).to(basis)
+        x = self.T(rearrange(self.codes(i, s)[0], "b t d -> (b t) d"))
+        directions = torch.nn.functional.normalize(torch.randn([basis.shape[0], cfg.w_dim], generator=g), dim=1)
+        directions = directions.to(basis)
+        centre = x.mean(dim=0)
+        scale = ((x - centre) @ directions.T).std(dim=0).clamp_min(1e-8)
+        weight = basis.T @ (directions * (spread / scale)[:, None])  # [num_ws * w_dim, w_dim]
+        self.affine_weight.copy_(weight.view(cfg.num_ws, cfg.w_dim, cfg.w_dim))
+        self.affine_bias.copy_(self.subject_mean - (weight @ centre).view(cfg.num_ws, cfg.w_dim))
+
     def project_subject(self, ws: torch.Tensor) -> torch.Tensor:
         """``w' = mean + U U^T (w - mean)``: W+ latents ``[..., num_ws, w_dim]`` projected onto the training
         subject's PCA subspace (the training subject in the same state)."""

@@ -22,6 +22,9 @@ The paper leaves the optimiser's settings open; vgz takes WGAN-GP's (Gulrajani e
 see every window once (stride 1: ``sum(len - window + 1)`` windows over ``batch_size``); windows are
 drawn at random (the video uniformly, then the position), so an epoch covers them in expectation. The
 GAP's running statistics are buffers of the trained network (checkpointed, and per process under DDP).
+The paper does not say how G starts; vgz starts its affine maps on the subject (``init_at_subject``,
+:meth:`~vgz.generators.stylevideogan.MotionGenerator.start_at_subject`): the first trajectories lie in
+the subject's PCA subspace with its spread, rather than around W+ = 0.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class StyleVideoGANRecipeConfig(RecipeConfig):
     t_layers: int = config_field(4, min=1)
     g_lr_multiplier: float = config_field(1.0, min=1e-8, help="lr multiplier of H's and T's layers")
     pca_components: int = config_field(32, min=1, help="PCA components of the subject (paper: 32)")
+    init_at_subject: bool = config_field(True, help="start G on the subject: affine maps into its PCA "
+                                                    "subspace with its spread (vgz; False: random)")
     # critic (CriticConfig)
     e_layers: int = config_field(6, min=1)
     e_hidden: int = config_field(512, min=1)
@@ -209,6 +214,10 @@ class StyleVideoGANRecipe(Recipe):
             num_ws=s.num_ws, lr_multiplier=cfg.g_lr_multiplier, pca_components=cfg.pca_components))
         # The offset trick's PCA: every frame of the training latents, once, before the first step.
         motion.fit_subject(ds.read_latents(v) for v in range(ds.num_videos))
+        if cfg.init_at_subject:
+            # Trajectories start on the subject rather than around W+ = 0, which can lie tens of units away
+            # (56 for the built-in's subject) and off its subspace in every other direction.
+            motion.start_at_subject(ds.read_latents(v) for v in range(ds.num_videos))
         critic = Critic(CriticConfig(num_ws=s.num_ws, w_dim=s.w_dim, window=cfg.num_frames, e_layers=cfg.e_layers,
                                      e_hidden=cfg.e_hidden, feature_dim=cfg.feature_dim,
                                      channels=tuple(cfg.critic_channels)))
