@@ -134,6 +134,19 @@ def pipe() -> StyleVideoGANPipeline:
     return pipe
 
 
+def test_start_at_subject_needs_the_subjects_pca():
+    torch.manual_seed(0)
+    motion = MotionGenerator(MotionGeneratorConfig.from_preset("tiny"))
+    latents = [torch.randn([12, 6, 32])]
+    with pytest.raises(ValueError, match="call fit_subject first"):
+        motion.start_at_subject(latents)
+    motion.fit_subject(latents)
+    motion.start_at_subject(latents)
+    with torch.no_grad():
+        ws = motion(torch.randn([4, 8]), torch.randn([4, 5, 8]))
+    assert (ws - motion.project_subject(ws)).abs().max() < 1e-4  # 11 components span every frame it makes
+
+
 def test_offset_trick_moves_a_trajectory_onto_a_new_subject(pipe):
     motion = pipe.motion
     basis = motion.subject_basis.flatten(1)
