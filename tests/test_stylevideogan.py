@@ -54,6 +54,17 @@ def test_registered_with_the_papers_sizes():
     assert (cfg.z_dim, cfg.w_dim, cfg.num_ws) == (32, 512, 18)
     net = MotionGenerator(MotionGeneratorConfig.from_preset("tiny"))
     assert [cell.hidden_size for cell in net.P] == [16, 16, 16, 8]  # the top cell holds i
+    # The top cell's update gate starts mostly closed: l_0 = i fades over the steps instead of being
+    # mostly replaced at the first one.
+    g = torch.Generator().manual_seed(0)
+    i, s = torch.randn([16, 8], generator=g), torch.randn([16, 24, 8], generator=g)
+    steps = []
+    for bias in (3.0, 0.0):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            l, _ = MotionGenerator(MotionGeneratorConfig.from_preset("tiny", memory_gate_bias=bias)).codes(i, s)
+        steps.append((l[:, 1:4] - l[:, :3]).norm(dim=-1).mean(0))
+    assert (steps[0] < 0.5 * steps[1]).all() and steps[0][0] < 0.1 * i.norm(dim=1).mean(), steps
 
 
 def test_critic_scores_windows_and_refuses_other_lengths():

@@ -14,9 +14,12 @@ T's output of 512 and one affine map per W+ layer; it leaves the other sizes ope
 (docs/notes/stylevideogan-paper.md, section 7). vgz's choices, all configurable: hidden cells of 256
 (wide enough for the memory of a 25-step window, small next to the 9216-d output), H and T as
 equalized-lr lrelu MLPs of 2 and 4 layers (T like StyleGAN's mapping network, as the paper likens it),
-and ``l_k`` as the top cell's state (which makes ``l_0 = i``, both 32-d). Recurrent, so it runs for any
-number of steps; :meth:`MotionGenerator.forward` returns its state (``return_state=True``) so that a
-long trajectory streams chunk by chunk and equals the same trajectory made at once.
+``l_k`` as the top cell's state (which makes ``l_0 = i``, both 32-d), and that cell's update gate
+initialised mostly closed (``memory_gate_bias``: from PyTorch's init, step noise half replaces the
+state every step and ``l_0 = i``, far larger than the states after it, is a lone outlier). Recurrent,
+so it runs for any number of steps; :meth:`MotionGenerator.forward` returns its state
+(``return_state=True``) so that a long trajectory streams chunk by chunk and equals the same
+trajectory made at once.
 
 The module also keeps the training subject's W+ PCA (buffers ``subject_mean``, ``subject_basis``,
 ``subject_frames``; :meth:`MotionGenerator.fit_subject`), which the offset trick projects onto
@@ -53,6 +56,8 @@ class MotionGeneratorConfig(ComponentConfig):
     lr_multiplier: float = config_field(1.0, min=1e-8, help="lr multiplier of H's and T's layers")
     pca_components: int = config_field(32, min=1, help="principal components of the training subject's W+ latents "
                                                        "kept for the offset trick (paper: 32)")
+    memory_gate_bias: float = config_field(3.0, help="added at init to the bias of the top cell's update gate: at 3 "
+                                                     "the cell keeps ~95% of l per step (vgz; 0: PyTorch's init)")
 
     presets = {
         "paper": {},
@@ -78,6 +83,11 @@ class MotionGenerator(ModelMixin):
         self.H = _mlp([cfg.z_dim] * cfg.h_layers + [3 * cfg.hidden_dim], cfg.lr_multiplier)
         sizes = [cfg.hidden_dim] * 3 + [cfg.z_dim]
         self.P = nn.ModuleList(nn.GRUCell(inp, hid) for inp, hid in zip([cfg.z_dim] + sizes[:-1], sizes))
+        with torch.no_grad():
+            # PyTorch orders the gates (r, z, n); h' = (1 - z) n + z h. A mostly closed top gate makes the
+            # first trajectories smooth and lets l_0 = i fade over steps instead of being replaced at once.
+            top = self.P[-1]
+            top.bias_ih[top.hidden_size:2 * top.hidden_size] += cfg.memory_gate_bias
         self.T = _mlp([cfg.z_dim] + [cfg.w_dim] * cfg.t_layers, cfg.lr_multiplier)
         # One affine map per W+ layer, stored together: affine_weight[n] maps T's output to layer n.
         self.affine_weight = nn.Parameter(torch.randn([cfg.num_ws, cfg.w_dim, cfg.w_dim]) / cfg.w_dim ** 0.5)

@@ -88,6 +88,7 @@ class StyleVideoGANRecipeConfig(RecipeConfig):
     t_layers: int = config_field(4, min=1)
     g_lr_multiplier: float = config_field(1.0, min=1e-8, help="lr multiplier of H's and T's layers")
     pca_components: int = config_field(32, min=1, help="PCA components of the subject (paper: 32)")
+    memory_gate_bias: float = config_field(3.0, help="init bias of the top GRU cell's update gate (vgz; 0: PyTorch's)")
     init_at_subject: bool = config_field(True, help="start G on the subject: affine maps into its PCA "
                                                     "subspace with its spread (vgz; False: random)")
     # critic (CriticConfig)
@@ -211,7 +212,8 @@ class StyleVideoGANRecipe(Recipe):
                              f"resolution is {cfg.resolution}: pass --resolution {s.img_resolution} (or leave it out)")
         motion = MotionGenerator(MotionGeneratorConfig(
             z_dim=cfg.z_dim, hidden_dim=cfg.hidden_dim, h_layers=cfg.h_layers, t_layers=cfg.t_layers, w_dim=s.w_dim,
-            num_ws=s.num_ws, lr_multiplier=cfg.g_lr_multiplier, pca_components=cfg.pca_components))
+            num_ws=s.num_ws, lr_multiplier=cfg.g_lr_multiplier, pca_components=cfg.pca_components,
+            memory_gate_bias=cfg.memory_gate_bias))
         # The offset trick's PCA: every frame of the training latents, once, before the first step.
         motion.fit_subject(ds.read_latents(v) for v in range(ds.num_videos))
         if cfg.init_at_subject:
