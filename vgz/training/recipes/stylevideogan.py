@@ -24,7 +24,8 @@ drawn at random (the video uniformly, then the position), so an epoch covers the
 GAP's running statistics are buffers of the trained network (checkpointed, and per process under DDP).
 The paper does not say how G starts; vgz starts its affine maps on the subject (``init_at_subject``,
 :meth:`~vgz.generators.stylevideogan.MotionGenerator.start_at_subject`): the first trajectories lie in
-the subject's PCA subspace with its spread, rather than around W+ = 0.
+the subject's PCA subspace with its spread, rather than around W+ = 0; and the top GRU cell's update
+gate starts mostly closed (``memory_gate_bias``), so that ``l_0 = i`` fades over the steps.
 """
 
 from __future__ import annotations
