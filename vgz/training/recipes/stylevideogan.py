@@ -215,12 +215,13 @@ class StyleVideoGANRecipe(Recipe):
             z_dim=cfg.z_dim, hidden_dim=cfg.hidden_dim, h_layers=cfg.h_layers, t_layers=cfg.t_layers, w_dim=s.w_dim,
             num_ws=s.num_ws, lr_multiplier=cfg.g_lr_multiplier, pca_components=cfg.pca_components,
             memory_gate_bias=cfg.memory_gate_bias))
-        # The offset trick's PCA: every frame of the training latents, once, before the first step.
-        motion.fit_subject(ds.read_latents(v) for v in range(ds.num_videos))
+        # Every frame of the training latents, read once: the offset trick's PCA (before the first step) and,
+        # with init_at_subject, G's start on the subject rather than around W+ = 0, which can lie tens of
+        # units away (56 for the built-in's subject) and off its subspace in every other direction.
+        latents = [ds.read_latents(v) for v in range(ds.num_videos)]
+        motion.fit_subject(latents)
         if cfg.init_at_subject:
-            # Trajectories start on the subject rather than around W+ = 0, which can lie tens of units away
-            # (56 for the built-in's subject) and off its subspace in every other direction.
-            motion.start_at_subject(ds.read_latents(v) for v in range(ds.num_videos))
+            motion.start_at_subject(latents)
         critic = Critic(CriticConfig(num_ws=s.num_ws, w_dim=s.w_dim, window=cfg.num_frames, e_layers=cfg.e_layers,
                                      e_hidden=cfg.e_hidden, feature_dim=cfg.feature_dim,
                                      channels=tuple(cfg.critic_channels)))
