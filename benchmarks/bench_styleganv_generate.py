@@ -22,6 +22,7 @@ import copy
 import os
 import statistics
 import sys
+from typing import Any
 
 import torch
 
@@ -41,13 +42,39 @@ CFG = dict(
 )
 
 
+def register_built_extensions() -> None:
+    """Shim so that the official code finds the CUDA plugins it builds on current PyTorch.
+
+    Its ``custom_ops.get_plugin`` builds each plugin with ``torch.utils.cpp_extension.load`` and then
+    imports it by name. Older PyTorch registered the built module in ``sys.modules``; current PyTorch
+    returns it without doing so, so the import fails ("No module named 'bias_act_plugin'", seen on an
+    H200 with torch 2.11) and the official code runs its slow PyTorch fallbacks. This registers what
+    ``load`` returns, under its name. Idempotent."""
+    from torch.utils import cpp_extension
+
+    if getattr(cpp_extension.load, "_vgz_registers", False):
+        return
+    load = cpp_extension.load
+
+    def load_and_register(name: str, *args: Any, **kwargs: Any) -> Any:
+        module = load(name, *args, **kwargs)
+        if module is not None and not isinstance(module, str):
+            sys.modules.setdefault(name, module)
+        return module
+
+    load_and_register._vgz_registers = True  # type: ignore[attr-defined]
+    cpp_extension.load = load_and_register
+
+
 def import_official(path: str):
-    """Import the official ``training.networks`` (its CUDA ops fall back to PyTorch on CPU)."""
+    """Import the official ``training.networks`` (its CUDA ops fall back to PyTorch on CPU; on a GPU
+    they build with nvcc, found through :func:`register_built_extensions`)."""
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, "src", "training", "networks.py")):
         raise SystemExit(f"--official {path!r} is not a universome/stylegan-v checkout (no src/training/networks.py)")
     sys.dont_write_bytecode = True
     sys.path[:0] = [path, os.path.join(path, "src")]
+    register_built_extensions()
     from omegaconf import OmegaConf
     from src.torch_utils.ops import conv2d_gradfix
 

@@ -49,20 +49,22 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 8.8
-# minutes with --official (7.5 without); each includes the part's start (torch import, CUDA init).
+# name: (function, budget in seconds on a GPU, what it measures). The budgets sum to about 8.4
+# minutes with --official (7.6 without); each includes the part's start (torch import, CUDA init).
+# Set from the first H200 run (2026-11-29, BENCHMARKS.md): fp16 needs ~75 s for its 200 steps;
+# generate, detectors, inversion, styleinv and official used half their first budgets or less.
 # ``official`` runs last: its CUDA plugins build (nvcc) on the CPU while the other parts run.
 PARTS: dict[str, tuple[str, float, str]] = {
-    "generate": ("suite.generate:generate", 85, "StyleGAN-V generation at every precision"),
+    "generate": ("suite.generate:generate", 60, "StyleGAN-V generation at every precision"),
     "compile": ("suite.generate:compiled", 85, "generation with torch.compile"),
     "train": ("suite.train:train", 100, "the StyleGAN-V training step at a batch that fills the GPU"),
-    "fp16": ("suite.train:fp16", 60, "fp16 loss scaling with R1"),
-    "detectors": ("suite.detectors:detectors", 35, "I3D and Inception throughput"),
-    "inversion": ("suite.inversion:inversion", 25, "pSp encoders and the psp pipeline"),
-    "styleinv": ("suite.styleinv:generate", 25, "StyleInV generation, fp32 and mixed"),
+    "fp16": ("suite.train:fp16", 85, "fp16 loss scaling with R1"),
+    "detectors": ("suite.detectors:detectors", 20, "I3D and Inception throughput"),
+    "inversion": ("suite.inversion:inversion", 20, "pSp encoders and the psp pipeline"),
+    "styleinv": ("suite.styleinv:generate", 20, "StyleInV generation, fp32 and mixed"),
     "styleinv-train": ("suite.styleinv:train", 35, "StyleInV's training step: memory per video"),
     "stylevideogan": ("suite.stylevideogan:stylevideogan", 30, "StyleVideoGAN: W+ training steps, generation"),
-    "official": ("suite.generate:official", 80, "the official StyleGAN-V generator on the same weights"),
+    "official": ("suite.generate:official", 50, "the official StyleGAN-V generator on the same weights"),
 }
 SMOKE_BUDGET_S = 240.0  # per part: a guard only (the smoke parts take seconds)
 GRACE_S = 10.0  # a part is killed up to this long after its budget (it stops starting measurements before)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vgz
-from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig
+from vgz.generators.stylevideogan import MotionGenerator, MotionGeneratorConfig, gru_cell
 from vgz.pipelines import VideoPipeline
 from vgz.pipelines.stylevideogan import StyleVideoGANPipeline
 
@@ -47,6 +47,24 @@ def test_trajectories_start_from_i_and_stream_like_one_call(gen):
         gen(i, s[..., :4])
     with pytest.raises(ValueError, match="no steps"):
         gen(i, s[:, :0], state=state)
+
+
+def test_training_and_generation_make_the_same_trajectories(gen):
+    """Training runs the GRU cells in plain operations (a batching rule exists for them, so the angle
+    penalty's vectorised Jacobians stay fast on CUDA), generation the fused cells: same trajectories,
+    and the plain cells give the fused ones' gradients."""
+    g = torch.Generator().manual_seed(2)
+    i, s = torch.randn([3, 8], generator=g), torch.randn([3, 11, 8], generator=g)
+    with torch.no_grad():
+        fused = gen(i, s)
+    plain = gen(i, s)
+    torch.testing.assert_close(plain.detach(), fused, atol=1e-5, rtol=1e-5)
+    cell = gen.P[1]
+    x, h = torch.randn([4, cell.input_size], generator=g), torch.randn([4, cell.hidden_size], generator=g)
+    grads = [torch.autograd.grad(out.square().sum(), list(cell.parameters()))
+             for out in (gru_cell(cell, x, h), cell(x, h))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_registered_with_the_papers_sizes():

@@ -222,8 +222,10 @@ def build_official_ops(path: str) -> dict[str, bool]:
     from bench_styleganv_generate import import_official
 
     import_official(path)
+    from src.torch_utils import custom_ops
     from src.torch_utils.ops import bias_act, upfirdn2d
 
+    custom_ops.verbosity = "full"  # the compiler's messages in the build log, where a build fails
     return {"bias_act": bool(bias_act._init()), "upfirdn2d": bool(upfirdn2d._init())}
 
 
