@@ -20,6 +20,19 @@ def run_vgz(*args: str, env: dict | None = None, cwd=None) -> subprocess.Complet
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
 
 
+def invoke_vgz(*args: str) -> subprocess.CompletedProcess:
+    """``vgz ARGS`` in this process (typer's CliRunner), as :func:`run_vgz` returns it, without a fresh
+    interpreter's 3 s per call. An exception the CLI did not turn into an error line is raised here."""
+    from typer.testing import CliRunner
+
+    from vgz.cli.main import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["vgz", *args], result.exit_code, result.stdout, result.stderr)
+
+
 def test_version():
     out = run_vgz("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"vgz {vgz.__version__}"
@@ -48,15 +61,15 @@ def test_list_shows_stylegan2_components_with_kinds():
 
 
 def test_list_kind_pattern_and_json():
-    out = run_vgz("list", "synthesis", "--pattern", "stylegan2", "--json")
+    out = invoke_vgz("list", "synthesis", "--pattern", "stylegan2", "--json")
     rows = json.loads(out.stdout)
     assert [(r["kind"], r["name"]) for r in rows] == [("synthesis", "stylegan2")]
     assert rows[0]["class"] == "vgz.generators.stylegan2.SynthesisNetwork"
-    names = [r["name"] for r in json.loads(run_vgz("list", "synthesis", "--json").stdout)]
+    names = [r["name"] for r in json.loads(invoke_vgz("list", "synthesis", "--json").stdout)]
     assert names == ["stylegan2", "styleganv"]
-    out = run_vgz("list", "--pattern", "nothing*")
+    out = invoke_vgz("list", "--pattern", "nothing*")
     assert out.returncode == 0 and "no components match" in out.stdout
-    out = run_vgz("list", "synthesys")
+    out = invoke_vgz("list", "synthesys")
     assert out.returncode == 1 and "Did you mean 'synthesis'" in out.stderr
 
 
@@ -81,7 +94,7 @@ def test_list_shows_installed_plugin_and_broken_plugin(tmp_path):
 def test_info_reports_config_parameters_and_size(tmp_path):
     net = vgz.create("synthesis", "stylegan2", preset="tiny")
     folder = net.save_pretrained(tmp_path / "syn")
-    out = run_vgz("info", str(folder), "--json")
+    out = invoke_vgz("info", str(folder), "--json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert (info["kind"], info["name"]) == ("synthesis", "stylegan2")
@@ -90,7 +103,7 @@ def test_info_reports_config_parameters_and_size(tmp_path):
     assert weights["num_parameters"] == net.num_parameters
     assert weights["num_buffer_values"] == sum(b.numel() for b in net.buffers())
     assert weights["bytes"] == (folder / "model.safetensors").stat().st_size
-    text = run_vgz("info", str(folder)).stdout
+    text = invoke_vgz("info", str(folder)).stdout
     assert f"{net.num_parameters:,} parameters" in text and "img_resolution: 16" in text
 
 
@@ -176,23 +189,23 @@ def test_generate_seed_files_grids_and_slow_motion(tiny_pipeline, tmp_path):
 
 def test_generate_errors(tiny_pipeline, tmp_path):
     _, folder = tiny_pipeline
-    out = run_vgz("generate", str(tmp_path / "missing"), "--out", str(tmp_path / "v.mp4"))
+    out = invoke_vgz("generate", str(tmp_path / "missing"), "--out", str(tmp_path / "v.mp4"))
     assert out.returncode == 1 and "no folder" in out.stderr and "Traceback" not in out.stderr
-    out = run_vgz("generate", str(folder), "--out", str(tmp_path / "v.avi"))
+    out = invoke_vgz("generate", str(folder), "--out", str(tmp_path / "v.avi"))
     assert out.returncode == 1 and "unsupported video suffix '.avi'" in out.stderr
-    out = run_vgz("generate", str(folder), "--seeds", "5-2")
+    out = invoke_vgz("generate", str(folder), "--seeds", "5-2")
     assert out.returncode == 2 and "expected seeds like '0-7'" in out.stderr
-    out = run_vgz("generate", str(folder), "--grid", "--out", str(tmp_path / "{seed}.mp4"))
+    out = invoke_vgz("generate", str(folder), "--grid", "--out", str(tmp_path / "{seed}.mp4"))
     assert out.returncode == 1 and "--grid writes one video" in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_info_on_a_pipeline(tiny_pipeline):
     _, folder = tiny_pipeline
-    out = run_vgz("info", str(folder))
+    out = invoke_vgz("info", str(folder))
     assert out.returncode == 0, out.stderr
     assert "pipeline 'styleganv'" in out.stdout and "motion: motion 'styleganv'" in out.stdout
-    data = json.loads(run_vgz("info", str(folder), "--json").stdout)
+    data = json.loads(invoke_vgz("info", str(folder), "--json").stdout)
     assert data["pipeline"] == "styleganv" and set(data["components"]) == {"mapping", "motion", "synthesis"}
     assert data["components"]["synthesis"]["weights"][0]["num_parameters"] > 0
 
