@@ -217,8 +217,7 @@ class MotionGenerator(ModelMixin):
         i = torch.randn([samples, cfg.z_dim], generator=g).to(basis)
         s = torch.randn([samples, 24, cfg.z_dim], generator=g).to(basis)
         x = self.T(rearrange(self.codes(i, s)[0], "b t d -> (b t) d"))
-        directions = torch.nn.functional.normalize(torch.randn([basis.shape[0], cfg.w_dim], generator=g), dim=1)
-        directions = directions.to(basis)
+        directions = F.normalize(torch.randn([basis.shape[0], cfg.w_dim], generator=g), dim=1).to(basis)
         centre = x.mean(dim=0)
         scale = ((x - centre) @ directions.T).std(dim=0).clamp_min(1e-8)
         weight = basis.T @ (directions * (spread / scale)[:, None])  # [num_ws * w_dim, w_dim]
