@@ -367,6 +367,34 @@ def test_recipe_settings_and_data_errors(latents, tmp_path):
     assert losses["Gmain"] == pytest.approx(float(trainer.stats["loss/G"][0]), rel=1e-5)
 
 
+def test_lazy_gap_on_every_gap_interval_th_generator_update(latents, tmp_path):
+    from vgz.training import build_trainer
+
+    # tiny: n_critic 2, so G updates on steps 0, 2, 4, 6; with gap_interval 2 the GAP comes on 0 and 4.
+    trainer = build_trainer("stylevideogan", preset="tiny", data=str(latents), outdir=tmp_path / "r",
+                            overrides={"gap_interval": 2},
+                            run_overrides={"steps": 7, "num_workers": 0, "progress": False, "sample_seeds": []})
+    try:
+        recipe = trainer.recipe
+        assert [recipe.gap_due(step) for step in range(8)] == [True, True, False, False] * 2
+        seen = []
+        for step in range(7):
+            trainer.stats.clear()
+            losses = trainer.train_step()
+            seen.append(("Gmain" in losses, "gap/phi" in trainer.stats))
+            if "gap/phi" in trainer.stats:  # weighted gap_interval times on the updates that take it
+                adv, gap = (float(trainer.stats[k][0]) for k in ("loss/G/adv", "loss/G/gap"))
+                assert gap > 0 and losses["Gmain"] == pytest.approx(adv + 100 * 2 * gap, rel=1e-4)
+            elif "Gmain" in losses:
+                assert losses["Gmain"] == pytest.approx(float(trainer.stats["loss/G/adv"][0]), rel=1e-5)
+    finally:
+        trainer.close()
+    assert seen == [(True, True), (False, False), (True, False), (False, False), (True, True), (False, False),
+                    (True, False)]
+    with pytest.raises(ValueError, match="gap_interval"):
+        vgz.create("recipe", "stylevideogan", gap_interval=0)
+
+
 # ----------------------------------------------------------------------------- evaluation: short and long sets
 
 
