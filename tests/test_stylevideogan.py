@@ -382,6 +382,7 @@ def test_lazy_gap_on_every_gap_interval_th_generator_update(latents, tmp_path):
             trainer.stats.clear()
             losses = trainer.train_step()
             seen.append(("Gmain" in losses, "gap/phi" in trainer.stats))
+            assert ("scores/real_still" in trainer.stats) == ("Gmain" in losses)
             if "gap/phi" in trainer.stats:  # weighted gap_interval times on the updates that take it
                 adv, gap = (float(trainer.stats[k][0]) for k in ("loss/G/adv", "loss/G/gap"))
                 assert gap > 0 and losses["Gmain"] == pytest.approx(adv + 100 * 2 * gap, rel=1e-4)
@@ -391,6 +392,10 @@ def test_lazy_gap_on_every_gap_interval_th_generator_update(latents, tmp_path):
         trainer.close()
     assert seen == [(True, True), (False, False), (True, False), (False, False), (True, True), (False, False),
                     (True, False)]
+    # Logged with each generator update: the critic's score on real windows held still.
+    ws = torch.randn([3, 5, 2, 4])
+    still = recipe.still(ws)
+    assert still.shape == ws.shape and torch.equal(still, ws[:, 2:3].expand(-1, 5, -1, -1))
     with pytest.raises(ValueError, match="gap_interval"):
         vgz.create("recipe", "stylevideogan", gap_interval=0)
 
