@@ -39,6 +39,8 @@ class PhaseContext:
         grad: ``grad(output, inputs) -> grads`` with ``create_graph=True``, unscaled when the
             trainer uses fp16 loss scaling (penalties on gradients must not see the scale).
         stats: ``name -> list of detached tensors``; the trainer averages them over ranks.
+        step: the trainer's step (0-based) this phase runs in, for schedules inside a loss (0 when a
+            caller builds the context itself).
     """
 
     nets: dict[str, Any]
@@ -47,6 +49,7 @@ class PhaseContext:
     grad: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     augment: Callable[[torch.Tensor], torch.Tensor] = lambda frames: frames
     stats: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    step: int = 0
 
     @property
     def G(self) -> Any:

@@ -277,7 +277,8 @@ class Trainer(CheckpointIO):
             total = torch.zeros([], device=self.device)
             for r in range(self.rounds):
                 ctx = PhaseContext(nets=ctx_nets, augment=self.recipe.augment, real=real[r],
-                                   gen=self.recipe.phase_inputs(self, self.batch_gpu), grad=self._grad, stats=self.stats)
+                                   gen=self.recipe.phase_inputs(self, self.batch_gpu), grad=self._grad,
+                                   stats=self.stats, step=self.step)
                 # Gradients are all-reduced once, on the last round.
                 with (acc.no_sync(net) if r < self.rounds - 1 else nullcontext()), acc.autocast():
                     # Lazy regularization: a penalty every `interval` steps weighs `interval` times.

@@ -240,7 +240,6 @@ class StyleVideoGANRecipe(Recipe):
         return {"G": StyleVideoGANGenerator(motion, cfg.gap_momentum).train(), "D": critic.train()}
 
     def setup(self, trainer: Any) -> None:
-        self.trainer = trainer  # g_main reads its step: is the (lazy) GAP due?
         for net in (self.mapping, self.synthesis, self.encoder):
             if net is not None:
                 net.to(trainer.device)
@@ -300,7 +299,7 @@ class StyleVideoGANRecipe(Recipe):
 
     def g_main(self, ctx: Any) -> torch.Tensor:
         cfg = self.config
-        gap = self.gap_due(self.trainer.step)
+        gap = self.gap_due(ctx.step)
         i = ctx.gen["i"].detach().requires_grad_(gap)
         s = ctx.gen["s"].detach().requires_grad_(gap)
         ws, l = ctx.G(i, s)
