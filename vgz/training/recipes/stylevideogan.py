@@ -314,7 +314,7 @@ class StyleVideoGANRecipe(Recipe):
             ctx.log("gap/phi", phi)
             ctx.log("loss/G/gap", penalty)
             # Lazy: on one update in gap_interval, weighted gap_interval times (as StyleGAN2's R1). Its
-            # Jacobians are most of a generator update (2-core CPU, paper's sizes: 3.7 s of 4.5).
+            # Jacobians are most of a generator update (82% at the paper's sizes on a 2-core CPU; BENCHMARKS.md).
             loss = loss + cfg.lambda_gap * cfg.gap_interval * penalty
         with torch.no_grad():  # does the critic judge motion? (module docstring)
             ctx.log("scores/real_still", ctx.D(self.still(ctx.real["ws"])))
