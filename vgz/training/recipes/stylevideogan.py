@@ -33,9 +33,10 @@ generator update.
 Logged beside the losses: ``scores/real`` and ``scores/fake``, and with each generator update
 ``scores/real_still``, the critic's score on the real windows held still (every step replaced by the
 window's middle one). Near ``scores/real``, the critic judges frames and not their motion, and the
-generator is free to make still videos. On the built-in's 400-frame subject, four runs at 1000-3500
-steps scored still windows within 3 of real ones while generated ones lay 60-110 below; in the longest
-(3500 steps) the trajectories froze after a few frames (0.1-0.2 W+ units a step, the subject's 1.1).
+generator is free to make still videos. On the built-in's 400-frame subject, six runs at 1000-3500
+steps scored still windows within 3 of real ones, or above them, while generated ones lay 60-110 below;
+in the longest (3500 steps) the trajectories froze after a few frames (0.1-0.2 W+ units a step, the
+subject's 1.1).
 """
 
 from __future__ import annotations
