@@ -36,7 +36,9 @@ window's middle one). Near ``scores/real``, the critic judges frames and not the
 generator is free to make still videos. On the built-in's 400-frame subject, six runs at 1000-3500
 steps scored still windows within 3 of real ones, or above them, while generated ones lay 60-110 below;
 in the longest (3500 steps) the trajectories froze after a few frames (0.1-0.2 W+ units a step, the
-subject's 1.1).
+subject's 1.1). ``still_negatives`` (vgz's; default 0, the paper's) is the remedy it suggests, negative
+data augmentation (Sinha et al. 2021): that share of the critic's fake windows are real windows held
+still, so the critic learns stillness as fake and the generator is pushed to move.
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ class StyleVideoGANRecipeConfig(RecipeConfig):
     gap_momentum: float = config_field(0.01, min=0, max=1, help="momentum of the GAP's running statistics")
     gap_interval: int = config_field(1, min=1, help="GAP on every this many generator updates, weighted as many "
                                                     "times (lazy regularization, vgz; paper: 1)")
+    still_negatives: float = config_field(0.0, min=0, max=1, help="share of the critic's fake windows that are real "
+                                                                  "windows held still (negative data augmentation, "
+                                                                  "vgz; paper: 0)")
     lr_g: float = config_field(1e-4, min=0)
     lr_d: float = config_field(1e-4, min=0)
     betas: tuple[float, float] = (0.0, 0.9)
@@ -277,10 +282,12 @@ class StyleVideoGANRecipe(Recipe):
         with torch.no_grad():
             fake, _ = ctx.G(ctx.gen["i"], ctx.gen["s"])
         real = ctx.real["ws"]
+        fake = self.with_still_negatives(real, fake)
         fake_scores, real_scores = ctx.D(fake), ctx.D(real)
         gp = gradient_penalty(ctx.D, real, fake, grad=ctx.grad)  # ctx.grad: unscaled under fp16 loss scaling
         wasserstein = real_scores.mean() - fake_scores.mean()
-        ctx.log("scores/fake", fake_scores)
+        k = round(self.config.still_negatives * fake.shape[0])
+        ctx.log("scores/fake", fake_scores[k:])  # generated windows only
         ctx.log("scores/real", real_scores)
         ctx.log("loss/D/wasserstein", wasserstein)
         ctx.log("loss/D/gp", gp)
@@ -297,6 +304,16 @@ class StyleVideoGANRecipe(Recipe):
     def still(ws: torch.Tensor) -> torch.Tensor:
         """Windows ``[B, T, num_ws, w_dim]`` held still: every step is the window's middle one."""
         return ws[:, ws.shape[1] // 2].unsqueeze(1).expand_as(ws)
+
+    def with_still_negatives(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """The critic's fake windows ``[B, T, num_ws, w_dim]`` with the first ``round(still_negatives * B)``
+        replaced by the same real windows held still: negative data augmentation (Sinha et al. 2021), so
+        that the critic learns stillness as fake. Each is paired with its own real window in the gradient
+        penalty, so the critic is also kept smooth along the way from a moving window to a still one."""
+        k = round(self.config.still_negatives * fake.shape[0])
+        if k == 0:
+            return fake
+        return torch.cat([self.still(real[:k]).to(fake.dtype), fake[k:]])
 
     def g_main(self, ctx: Any) -> torch.Tensor:
         cfg = self.config
