@@ -36,9 +36,12 @@ window's middle one). Near ``scores/real``, the critic judges frames and not the
 generator is free to make still videos. On the built-in's 400-frame subject, six runs at 1000-3500
 steps scored still windows within 3 of real ones, or above them, while generated ones lay 60-110 below;
 in the longest (3500 steps) the trajectories froze after a few frames (0.1-0.2 W+ units a step, the
-subject's 1.1). ``still_negatives`` (vgz's; default 0, the paper's) is the remedy it suggests, negative
-data augmentation (Sinha et al. 2021): that share of the critic's fake windows are real windows held
-still, so the critic learns stillness as fake and the generator is pushed to move.
+subject's 1.1). ``still_negatives`` (vgz's; default 0, the paper's) tries negative data augmentation
+(Sinha et al. 2021): that share of the critic's fake windows are real windows held still, so that the
+critic is taught stillness as fake. On that subject it was not enough: with 0.25 and 0.5, after 1000-2000
+steps, the critic still scored real windows held still, reversed or shuffled in time within a few points
+of real ones (the paper's critic sees frames, not their order), and the trajectories jittered (4-9 units a
+step) instead of freezing.
 """
 
 from __future__ import annotations
