@@ -418,7 +418,7 @@ def test_still_negatives_teach_the_critic_that_stillness_is_fake():
         a, b = torch.randn([2, 64, 1, 2, 4])
         windows = a * t.sin() + b * t.cos()
         noise = windows.mean(1, keepdim=True) + torch.randn([64, 9, 2, 4])
-        recipe.config.still_negatives = share
+        recipe = vgz.create("recipe", "stylevideogan", preset="tiny", still_negatives=share)
         critic = Critic(CriticConfig(num_ws=2, w_dim=4, window=9, e_layers=3, e_hidden=32, feature_dim=8,
                                      channels=(16, 32)))
         opt = torch.optim.Adam(critic.parameters(), lr=3e-3, betas=(0.0, 0.9))

@@ -289,8 +289,7 @@ class StyleVideoGANRecipe(Recipe):
         fake_scores, real_scores = ctx.D(fake), ctx.D(real)
         gp = gradient_penalty(ctx.D, real, fake, grad=ctx.grad)  # ctx.grad: unscaled under fp16 loss scaling
         wasserstein = real_scores.mean() - fake_scores.mean()
-        k = round(self.config.still_negatives * fake.shape[0])
-        ctx.log("scores/fake", fake_scores[k:])  # generated windows only
+        ctx.log("scores/fake", fake_scores[self.still_count(len(fake)):])  # generated windows only
         ctx.log("scores/real", real_scores)
         ctx.log("loss/D/wasserstein", wasserstein)
         ctx.log("loss/D/gp", gp)
@@ -308,12 +307,16 @@ class StyleVideoGANRecipe(Recipe):
         """Windows ``[B, T, num_ws, w_dim]`` held still: every step is the window's middle one."""
         return ws[:, ws.shape[1] // 2].unsqueeze(1).expand_as(ws)
 
+    def still_count(self, batch_size: int) -> int:
+        """How many of a batch's fake windows are real ones held still: ``round(still_negatives * B)``."""
+        return round(self.config.still_negatives * batch_size)
+
     def with_still_negatives(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """The critic's fake windows ``[B, T, num_ws, w_dim]`` with the first ``round(still_negatives * B)``
-        replaced by the same real windows held still: negative data augmentation (Sinha et al. 2021), so
-        that the critic learns stillness as fake. Each is paired with its own real window in the gradient
-        penalty, so the critic is also kept smooth along the way from a moving window to a still one."""
-        k = round(self.config.still_negatives * fake.shape[0])
+        """The critic's fake windows ``[B, T, num_ws, w_dim]`` with the first :meth:`still_count` replaced
+        by the same real windows held still: negative data augmentation (Sinha et al. 2021), to teach the
+        critic that stillness is fake. Each is paired with its own real window in the gradient penalty,
+        so the critic is also kept smooth along the way from a moving window to a still one."""
+        k = self.still_count(len(fake))
         if k == 0:
             return fake
         return torch.cat([self.still(real[:k]).to(fake.dtype), fake[k:]])
