@@ -15,12 +15,12 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     # The workers share the cores: each takes its share of threads, and so do the processes its tests
     # start (the environment is inherited). Two workers at one thread each run the suite in about 60% of
     # the time one process at two threads takes on a 2-core machine; at two threads each, no faster.
-    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = _threads
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
 
     import torch
 
-    torch.set_num_threads(int(_threads))
+    torch.set_num_threads(_threads)
 
 
 def make_plugin_dist(root: Path, dist: str, module: str, source: str, entry_name: str | None = None,

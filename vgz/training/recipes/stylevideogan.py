@@ -42,8 +42,9 @@ critic is taught stillness as fake. On that subject it was not enough: with 0.25
 steps, the critic still scored real windows held still, reversed or shuffled in time within a few points
 of real ones (the paper's critic sees frames, not their order), and the trajectories jittered (4-9 units a
 step) instead of freezing. The gradient penalty's weight decided it: a critic trained alone on the subject's
-real windows against the same windows held still or shuffled learnt to tell them apart with ``lambda_gp``
-10 (WGAN-GP's own) and not with the paper's 50, at learning rates 1e-4 to 1e-3. The built-in model
+real windows against the same windows held still or shuffled learnt to tell them apart (on the windows it
+trained on) with ``lambda_gp`` 10, WGAN-GP's own, at learning rates 1e-4 and 3e-4 (not at 1e-3), and with
+the paper's 50 at none of them. The built-in model
 (``vgz/assets/stylevideogan-shapes64``) took ``lambda_gp`` 10, learning rates 3e-4 and ``still_negatives``
 0.25: after 2000 steps its trajectories moved 1.5-2.0 units a step, though its critic still scored still
 windows above real ones (its card).
